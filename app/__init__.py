@@ -1,0 +1,1 @@
+"""jobgraph: run machine-learning training jobs and watch them."""

@@ -1,0 +1,1 @@
+"""Plain types and validation. Imports nothing of FastAPI, Strawberry, SQLAlchemy or Kubernetes."""

@@ -1,0 +1,46 @@
+"""Typed domain errors. Each carries a stable machine `code`.
+
+They are mapped once to GraphQL errors (`app/graphql/errors.py`) and once to HTTP
+statuses (`rest_compat/envelope.py`); nothing else inspects exception types.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    code = "INTERNAL"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class ValidationFailed(DomainError):
+    """The client sent a job spec or argument that cannot be accepted."""
+
+    code = "INVALID_ARGUMENT"
+
+
+class NotFound(DomainError):
+    code = "NOT_FOUND"
+
+
+class Conflict(DomainError):
+    """The request is valid but does not fit the object's current state."""
+
+    code = "CONFLICT"
+
+
+class Unauthenticated(DomainError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(DomainError):
+    code = "FORBIDDEN"
+
+
+class RuntimeUnavailable(DomainError):
+    """The runtime (cluster, process supervisor) cannot be reached right now."""
+
+    code = "RUNTIME_UNAVAILABLE"

@@ -1,0 +1,202 @@
+"""Jobs, pods and events as plain data. No framework imports here."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from app.domain.errors import ValidationFailed
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobStatus(StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    def accepts(self, reported: JobStatus) -> bool:
+        """Whether a runtime's report may replace this status. Final statuses stay, and a
+        job being stopped does not fall back to running on a late report."""
+        if self.is_final:
+            return False
+        if self is JobStatus.STOPPING:
+            return reported.is_final
+        return True
+
+    @property
+    def legacy(self) -> str:
+        """The REST facade's spelling: `Running`, `Succeeded` ..."""
+        return self.value.capitalize()
+
+    @classmethod
+    def parse(cls, text: str) -> JobStatus:
+        """Accept either spelling in any case (`running`, `Running`, `RUNNING`)."""
+        try:
+            return cls(text.strip().upper())
+        except ValueError:
+            allowed = ", ".join(s.legacy for s in cls)
+            raise ValidationFailed(
+                f"unknown status {text!r}; use one of {allowed}", field="status"
+            ) from None
+
+
+FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED})
+
+
+class PodPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    UNKNOWN = "Unknown"
+
+
+class EventType(StrEnum):
+    NORMAL = "Normal"
+    WARNING = "Warning"
+
+
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_job_id() -> str:
+    """Short, DNS-1123 safe: it becomes a Kubernetes Job name and pod name prefix."""
+    return "j-" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(8))
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    cpus: float | None = None
+    memory_gib: float | None = None
+    gpu: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated job specification (see `app.domain.validation.validate_spec`)."""
+
+    name: str
+    command: tuple[str, ...]
+    resource_pool_id: str
+    queue: str
+    image: str | None = None
+    replicas: int = 1
+    resources: Resources = field(default_factory=Resources)
+    envs: tuple[EnvVar, ...] = ()
+    priority: int = 0
+    max_retries: int = 0
+    timeout_seconds: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_config(self) -> dict[str, Any]:
+        """The spec as submitted, JSON-serialisable; stored with the job."""
+        return {
+            "name": self.name,
+            "image": self.image,
+            "command": list(self.command),
+            "resourcePoolId": self.resource_pool_id,
+            "queue": self.queue,
+            "replicas": self.replicas,
+            "resources": {
+                "cpus": self.resources.cpus,
+                "memory": self.resources.memory_gib,
+                "gpu": self.resources.gpu,
+            },
+            "envs": [{"name": e.name, "value": e.value} for e in self.envs],
+            "priority": self.priority,
+            "maxRetries": self.max_retries,
+            "timeoutSeconds": self.timeout_seconds,
+            "labels": dict(self.labels),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> JobSpec:
+        res = config.get("resources") or {}
+        return cls(
+            name=config["name"],
+            image=config.get("image"),
+            command=tuple(config["command"]),
+            resource_pool_id=config["resourcePoolId"],
+            queue=config["queue"],
+            replicas=config.get("replicas", 1),
+            resources=Resources(
+                cpus=res.get("cpus"), memory_gib=res.get("memory"), gpu=res.get("gpu", 0)
+            ),
+            envs=tuple(EnvVar(e["name"], e["value"]) for e in config.get("envs", [])),
+            priority=config.get("priority", 0),
+            max_retries=config.get("maxRetries", 0),
+            timeout_seconds=config.get("timeoutSeconds"),
+            labels=dict(config.get("labels") or {}),
+        )
+
+
+@dataclass(slots=True)
+class Job:
+    job_id: str
+    owner: str
+    spec: JobSpec
+    status: JobStatus = JobStatus.PENDING
+    reason: str | None = None
+    exit_code: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    idempotency_key: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def resource_pool_id(self) -> str:
+        return self.spec.resource_pool_id
+
+    @property
+    def queue(self) -> str:
+        return self.spec.queue
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    job_id: str
+    name: str
+    replica_index: int
+    phase: PodPhase = PodPhase.PENDING
+    node_name: str | None = None
+    exit_code: int | None = None
+    restart_count: int = 0
+    reason: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobEvent:
+    job_id: str
+    reason: str
+    message: str
+    type: EventType = EventType.NORMAL
+    timestamp: datetime = field(default_factory=utcnow)
+    # Identifies the event at its source so that seeing it again (a runtime replaying
+    # its history after a restart, a Kubernetes event re-listed) stores it once.
+    key: str = field(default_factory=lambda: secrets.token_hex(8))

@@ -1,0 +1,20 @@
+"""Resource pools: where jobs run (a runtime) and the queues they wait in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePool:
+    id: str
+    runtime: str  # "local" | "kubernetes"
+    queues: tuple[str, ...] = ("default",)
+    max_concurrent_jobs: int | None = None
+    # Runtime-specific settings (kubeconfig, namespace, queueing ...), kept opaque here.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def default_queue(self) -> str:
+        return self.queues[0]

@@ -1,0 +1,1 @@
+"""Runtimes: the engines that run jobs (local processes, Kubernetes)."""

@@ -1,0 +1,38 @@
+"""The one settings class. Every value comes from a `JOBGRAPH_*` environment variable."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBGRAPH_", extra="ignore")
+
+    data_dir: Path = Path(".jobgraph")
+    # Default: SQLite inside the data dir (see `database_url_resolved`).
+    database_url: str | None = None
+    pools_file: Path | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    # Public base URL (e.g. https://jobs.example.com) for links the server hands out,
+    # such as web-terminal URLs; otherwise they are derived from the request.
+    public_url: str | None = None
+    # Create the schema on start-up (alembic upgrade head). Off when an operator
+    # runs `jobgraph migrate` as a separate deployment step.
+    auto_migrate: bool = True
+    stop_grace_seconds: float = Field(default=10.0, ge=0)
+    log_level: str = "info"
+    # GraphQL guards.
+    max_query_depth: int = 12
+    max_query_tokens: int = 4000
+    max_query_aliases: int = 30
+
+    @cached_property
+    def database_url_resolved(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'jobgraph.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables and repositories. All SQL lives here."""

@@ -1,0 +1,220 @@
+"""All SQL about jobs and their pods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from app.domain.jobs import Job, JobSpec, JobStatus, Pod, PodPhase, utcnow
+from app.domain.listing import JobFilter, JobPage, PageRequest
+from app.store.tables import JobEventRow, JobRow, PodRow
+
+
+def _job(row: JobRow) -> Job:
+    return Job(
+        job_id=row.id,
+        owner=row.owner,
+        spec=JobSpec.from_config(row.config),
+        status=JobStatus(row.status),
+        reason=row.reason,
+        exit_code=row.exit_code,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        idempotency_key=row.idempotency_key,
+    )
+
+
+def _pod(row: PodRow) -> Pod:
+    return Pod(
+        job_id=row.job_id,
+        name=row.name,
+        replica_index=row.replica_index,
+        phase=PodPhase(row.phase),
+        node_name=row.node_name,
+        exit_code=row.exit_code,
+        restart_count=row.restart_count,
+        reason=row.reason,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+    )
+
+
+def _like_pattern(keyword: str) -> str:
+    escaped = keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class JobRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, job: Job) -> None:
+        now = utcnow()
+        self.session.add(
+            JobRow(
+                id=job.job_id,
+                name=job.name,
+                owner=job.owner,
+                status=job.status.value,
+                pool_id=job.resource_pool_id,
+                queue=job.queue,
+                priority=job.spec.priority,
+                image=job.spec.image,
+                config=job.spec.to_config(),
+                reason=job.reason,
+                exit_code=job.exit_code,
+                idempotency_key=job.idempotency_key,
+                created_at=job.created_at,
+                updated_at=now,
+            )
+        )
+        await self.session.flush()
+
+    async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
+        statement = select(JobRow).where(JobRow.id == job_id)
+        if for_update:
+            statement = statement.with_for_update()
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        return _job(row) if row else None
+
+    async def get_by_idempotency_key(self, *, owner: str, key: str) -> Job | None:
+        statement = select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        return _job(row) if row else None
+
+    async def save_state(self, job: Job) -> None:
+        """Write the mutable fields (status, reason, times) of a job."""
+        row = await self.session.get(JobRow, job.job_id)
+        if row is None:
+            return
+        row.status = job.status.value
+        row.reason = job.reason
+        row.exit_code = job.exit_code
+        row.started_at = job.started_at
+        row.finished_at = job.finished_at
+        row.updated_at = utcnow()
+        await self.session.flush()
+
+    async def mark_stopping(self, job_id: str) -> bool:
+        """STOPPING, unless the job ended meanwhile (a compare-and-set, so a concurrent
+        final status from the runtime is never overwritten)."""
+        final = [s.value for s in JobStatus if s.is_final]
+        statement = (
+            update(JobRow)
+            .where(JobRow.id == job_id, JobRow.status.not_in(final))
+            .values(status=JobStatus.STOPPING.value, updated_at=utcnow())
+        )
+        return (await self.session.execute(statement)).rowcount == 1
+
+    async def delete(self, job_id: str) -> None:
+        # Pods and events go with it (ON DELETE CASCADE); delete them explicitly too so
+        # the outcome does not depend on the SQLite foreign-key pragma.
+        await self.session.execute(delete(PodRow).where(PodRow.job_id == job_id))
+        await self.session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
+        await self.session.execute(delete(JobRow).where(JobRow.id == job_id))
+
+    def _where(self, job_filter: JobFilter, visible_to: str | None) -> list:
+        conditions = []
+        if visible_to is not None:
+            conditions.append(JobRow.owner == visible_to)
+        if job_filter.owner:
+            conditions.append(JobRow.owner == job_filter.owner)
+        if job_filter.statuses:
+            conditions.append(JobRow.status.in_([s.value for s in job_filter.statuses]))
+        if job_filter.resource_pool_id:
+            conditions.append(JobRow.pool_id == job_filter.resource_pool_id)
+        if job_filter.queue:
+            conditions.append(JobRow.queue == job_filter.queue)
+        if job_filter.keyword:
+            pattern = _like_pattern(job_filter.keyword.strip())
+            conditions.append(
+                or_(JobRow.name.ilike(pattern, escape="\\"), JobRow.id.ilike(pattern, escape="\\"))
+            )
+        return conditions
+
+    async def list(
+        self, *, job_filter: JobFilter, page: PageRequest, visible_to: str | None
+    ) -> JobPage:
+        """Newest first. `visible_to` restricts to one owner's jobs (None: all)."""
+        conditions = self._where(job_filter, visible_to)
+        if page.after is not None:
+            conditions.append(
+                tuple_(JobRow.created_at, JobRow.id) < tuple_(page.after.created_at, page.after.job_id)
+                if self._supports_row_values()
+                else or_(
+                    JobRow.created_at < page.after.created_at,
+                    and_(JobRow.created_at == page.after.created_at, JobRow.id < page.after.job_id),
+                )
+            )
+        statement = (
+            select(JobRow)
+            .where(*conditions)
+            .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+            .offset(page.offset)
+            .limit(page.first + 1)
+        )
+        rows = (await self.session.execute(statement)).scalars().all()
+        return JobPage(
+            jobs=[_job(r) for r in rows[: page.first]],
+            has_next_page=len(rows) > page.first,
+            has_previous_page=page.after is not None or page.offset > 0,
+        )
+
+    def _supports_row_values(self) -> bool:
+        return self.session.bind.dialect.name == "postgresql"
+
+    async def count(self, *, job_filter: JobFilter, visible_to: str | None) -> int:
+        statement = select(func.count()).select_from(JobRow).where(
+            *self._where(job_filter, visible_to)
+        )
+        return (await self.session.execute(statement)).scalar_one()
+
+    async def list_active(self, *, pool_id: str) -> list[Job]:
+        final = [s.value for s in JobStatus if s.is_final]
+        statement = (
+            select(JobRow)
+            .where(JobRow.pool_id == pool_id, JobRow.status.not_in(final))
+            .order_by(JobRow.created_at, JobRow.id)
+        )
+        return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
+
+
+class PodRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def replace(self, job_id: str, pods: Iterable[Pod]) -> None:
+        await self.session.execute(delete(PodRow).where(PodRow.job_id == job_id))
+        for pod in pods:
+            self.session.add(
+                PodRow(
+                    job_id=job_id,
+                    name=pod.name,
+                    replica_index=pod.replica_index,
+                    phase=pod.phase.value,
+                    node_name=pod.node_name,
+                    exit_code=pod.exit_code,
+                    restart_count=pod.restart_count,
+                    reason=pod.reason,
+                    started_at=pod.started_at,
+                    finished_at=pod.finished_at,
+                )
+            )
+        await self.session.flush()
+
+    async def for_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
+        """Pods of many jobs in one query (the DataLoader's batch)."""
+        result: dict[str, list[Pod]] = {job_id: [] for job_id in job_ids}
+        if not job_ids:
+            return result
+        statement = (
+            select(PodRow)
+            .where(PodRow.job_id.in_(list(job_ids)))
+            .order_by(PodRow.job_id, PodRow.replica_index, PodRow.name)
+        )
+        for row in (await self.session.execute(statement)).scalars().all():
+            result[row.job_id].append(_pod(row))
+        return result
