@@ -1,0 +1,1 @@
+"""Use cases, authorization and the event broker: the only place that decides who may do what."""

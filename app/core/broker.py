@@ -1,0 +1,53 @@
+"""The core's broker: changes published once, delivered to every subscriber.
+
+In-process now. `Broker` is the interface a multi-replica deployment can back with
+PostgreSQL LISTEN/NOTIFY; publishers and subscribers only see `publish`/`subscribe`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+# A subscriber that falls this far behind loses its oldest messages rather than
+# making the server buffer without bound.
+SUBSCRIBER_BUFFER = 1000
+
+
+class Broker:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
+
+    def publish(self, topic: str, message: Any) -> None:
+        for queue in self._subscribers.get(topic, ()):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(message)
+
+    @asynccontextmanager
+    async def subscribe(self, topic: str) -> AsyncIterator[asyncio.Queue[Any]]:
+        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=SUBSCRIBER_BUFFER)
+        self._subscribers[topic].add(queue)
+        try:
+            yield queue
+        finally:
+            self._subscribers[topic].discard(queue)
+            if not self._subscribers[topic]:
+                del self._subscribers[topic]
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._subscribers.get(topic, ()))
+
+
+def job_topic(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+ALL_JOBS_TOPIC = "jobs"
+
+
+def events_topic(job_id: str) -> str:
+    return f"events:{job_id}"

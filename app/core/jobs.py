@@ -1,0 +1,238 @@
+"""JobService: every use case on jobs, and who may do it.
+
+Users see and act on their own jobs, admins on all. Another user's job is "not found"
+so that ids do not leak."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
+from datetime import datetime
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+
+from app.core import audit
+from app.core.broker import ALL_JOBS_TOPIC, Broker, job_topic
+from app.core.pools import PoolCatalog
+from app.core.runtimes import RuntimeRegistry
+from app.domain.errors import Conflict, DomainError, NotFound, RuntimeUnavailable, ValidationFailed
+from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, new_job_id, utcnow
+from app.domain.listing import JobFilter, JobPage, PageRequest
+from app.domain.principal import Principal
+from app.domain.validation import JobSpecDraft, check_idempotency_key, validate_spec
+from app.store.db import Database
+from app.store.events import EventRepository
+from app.store.jobs import JobRepository, PodRepository
+
+log = structlog.get_logger(__name__)
+
+MAX_LOG_LINES = 100_000
+
+
+def _not_found(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id!r} not found", field="jobId")
+
+
+class JobService:
+    def __init__(
+        self, *, db: Database, pools: PoolCatalog, runtimes: RuntimeRegistry, broker: Broker
+    ) -> None:
+        self.db = db
+        self.pools = pools
+        self.runtimes = runtimes
+        self.broker = broker
+
+    # -- reads ---------------------------------------------------------------------------
+
+    async def get(self, *, actor: Principal, job_id: str) -> Job:
+        async with self.db.reader() as session:
+            job = await JobRepository(session).get(job_id)
+        if job is None or not self._may_see(actor, job):
+            raise _not_found(job_id)
+        return job
+
+    async def list(self, *, actor: Principal, job_filter: JobFilter, page: PageRequest) -> JobPage:
+        async with self.db.reader() as session:
+            return await JobRepository(session).list(
+                job_filter=job_filter, page=page, visible_to=self._scope(actor)
+            )
+
+    async def count(self, *, actor: Principal, job_filter: JobFilter) -> int:
+        async with self.db.reader() as session:
+            return await JobRepository(session).count(
+                job_filter=job_filter, visible_to=self._scope(actor)
+            )
+
+    async def pods_of(self, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
+        """Pods of jobs the caller already obtained through get or list (DataLoader batch)."""
+        async with self.db.reader() as session:
+            return await PodRepository(session).for_jobs(job_ids)
+
+    async def events_of(self, job_ids: Sequence[str]) -> dict[str, list[JobEvent]]:
+        """Events of jobs the caller already obtained through get or list (DataLoader batch)."""
+        async with self.db.reader() as session:
+            return await EventRepository(session).for_jobs(list(job_ids))
+
+    async def events(
+        self,
+        *,
+        actor: Principal,
+        job_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[JobEvent]:
+        await self.get(actor=actor, job_id=job_id)
+        if since and until and since > until:
+            raise ValidationFailed("startTime must not be after endTime", field="startTime")
+        async with self.db.reader() as session:
+            return await EventRepository(session).list(job_id, since=since, until=until)
+
+    async def logs(
+        self,
+        *,
+        actor: Principal,
+        job_id: str,
+        pod_name: str,
+        tail_lines: int | None = None,
+        keyword: str | None = None,
+        max_lines: int | None = None,
+    ) -> str:
+        """The pod's log as one text: the last `tail_lines` lines, of those only the ones
+        containing `keyword`, at most `max_lines` of them (the last ones)."""
+        lines = [
+            line
+            async for line in self.follow_logs(
+                actor=actor, job_id=job_id, pod_name=pod_name, tail_lines=tail_lines,
+                keyword=keyword, follow=False,
+            )
+        ]
+        if max_lines is not None:
+            if max_lines < 0:
+                raise ValidationFailed("maxLines must be 0 or more", field="maxLines")
+            lines = lines[-max_lines:] if max_lines else []
+        return "\n".join(lines) + ("\n" if lines else "")
+
+    async def follow_logs(
+        self,
+        *,
+        actor: Principal,
+        job_id: str,
+        pod_name: str,
+        tail_lines: int | None = None,
+        keyword: str | None = None,
+        follow: bool = True,
+    ) -> AsyncIterator[str]:
+        if tail_lines is not None and tail_lines < 0:
+            raise ValidationFailed("tailLines must be 0 or more", field="tailLines")
+        job = await self.get(actor=actor, job_id=job_id)
+        pods = (await self.pods_of([job_id]))[job_id]
+        if pod_name not in {p.name for p in pods}:
+            raise NotFound(f"pod {pod_name!r} not found in job {job_id!r}", field="podName")
+        runtime = self.runtimes.for_pool(job.resource_pool_id)
+        tail = MAX_LOG_LINES if tail_lines is None else min(tail_lines, MAX_LOG_LINES)
+        if tail == 0 and not follow:
+            return
+        async for line in runtime.logs(job_id, pod_name, tail_lines=tail, follow=follow):
+            if keyword is None or keyword in line:
+                yield line
+
+    # -- writes --------------------------------------------------------------------------
+
+    async def create(
+        self, *, actor: Principal, draft: JobSpecDraft, idempotency_key: str | None = None
+    ) -> Job:
+        key = check_idempotency_key(idempotency_key)
+        pool, queue = self.pools.resolve(draft.resource_pool_id, draft.queue)
+        spec = validate_spec(draft, resource_pool_id=pool.id, queue=queue)
+        if key is not None:
+            existing = await self._by_idempotency_key(actor.user, key)
+            if existing is not None:
+                return existing
+        job = Job(job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key)
+        try:
+            async with self.db.transaction() as session:
+                await JobRepository(session).add(job)
+                await audit.record(session, actor=actor, action="job.create", job_id=job.job_id)
+        except IntegrityError:
+            # Two creates with one idempotency key raced; the other one won.
+            existing = await self._by_idempotency_key(actor.user, key) if key else None
+            if existing is None:
+                raise
+            return existing
+        self._publish(job)
+        try:
+            await self.runtimes.for_pool(pool.id).submit(job)
+        except Exception as exc:
+            # Never leave a half-created job: it is FAILED, with the reason.
+            reason = exc.message if isinstance(exc, DomainError) else f"submit failed: {exc}"
+            log.warning("job.submit_failed", job_id=job.job_id, error=str(exc))
+            await self._fail_submission(job, reason)
+            if isinstance(exc, DomainError):
+                raise
+            raise RuntimeUnavailable(f"the runtime did not accept the job: {exc}") from exc
+        return job
+
+    async def stop(self, *, actor: Principal, job_id: str) -> Job:
+        job = await self.get(actor=actor, job_id=job_id)
+        if job.status.is_final:
+            raise Conflict(
+                f"job {job_id!r} has already ended ({job.status.legacy}); nothing to stop",
+                field="jobId",
+            )
+        if job.status is not JobStatus.STOPPING:
+            async with self.db.transaction() as session:
+                stopping = await JobRepository(session).mark_stopping(job_id)
+                if stopping:
+                    await audit.record(session, actor=actor, action="job.stop", job_id=job_id)
+            if not stopping:
+                return await self.stop(actor=actor, job_id=job_id)  # it ended meanwhile
+            job = replace(job, status=JobStatus.STOPPING)
+            self._publish(job)
+        try:
+            await self.runtimes.for_pool(job.resource_pool_id).stop(job_id)
+        except NotFound:
+            # The runtime never had it (e.g. it failed before submission): end it here.
+            job = replace(job, status=JobStatus.STOPPED, finished_at=utcnow())
+            async with self.db.transaction() as session:
+                await JobRepository(session).save_state(job)
+            self._publish(job)
+        return job
+
+    async def delete(self, *, actor: Principal, job_id: str) -> str:
+        job = await self.get(actor=actor, job_id=job_id)
+        try:
+            await self.runtimes.for_pool(job.resource_pool_id).delete(job_id)
+        except NotFound:
+            pass  # nothing left in the runtime; the record still goes
+        async with self.db.transaction() as session:
+            await JobRepository(session).delete(job_id)
+            await audit.record(session, actor=actor, action="job.delete", job_id=job_id)
+        return job_id
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _may_see(actor: Principal, job: Job) -> bool:
+        return actor.is_admin or job.owner == actor.user
+
+    @staticmethod
+    def _scope(actor: Principal) -> str | None:
+        return None if actor.is_admin else actor.user
+
+    async def _by_idempotency_key(self, owner: str, key: str) -> Job | None:
+        async with self.db.reader() as session:
+            return await JobRepository(session).get_by_idempotency_key(owner=owner, key=key)
+
+    async def _fail_submission(self, job: Job, reason: str) -> None:
+        failed = replace(job, status=JobStatus.FAILED, reason=reason, finished_at=utcnow())
+        async with self.db.transaction() as session:
+            await JobRepository(session).save_state(failed)
+            await EventRepository(session).add_new(
+                [JobEvent(job_id=job.job_id, type=EventType.WARNING, reason="FailedCreate", message=reason)]
+            )
+        self._publish(failed)
+
+    def _publish(self, job: Job) -> None:
+        self.broker.publish(job_topic(job.job_id), job)
+        self.broker.publish(ALL_JOBS_TOPIC, job)

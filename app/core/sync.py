@@ -1,0 +1,76 @@
+"""The sync task: applies each runtime's reported changes to the job rows and publishes
+them on the broker. Subscriptions listen there; reads come from the database."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import structlog
+
+from app.core.broker import ALL_JOBS_TOPIC, Broker, events_topic, job_topic
+from app.domain.jobs import Job
+from app.runtime.base import JobUpdate, Runtime
+from app.store.db import Database
+from app.store.events import EventRepository
+from app.store.jobs import JobRepository, PodRepository
+
+log = structlog.get_logger(__name__)
+
+
+def merge(job: Job, update: JobUpdate) -> Job:
+    """The job after the update; a status the job may not take is ignored."""
+    changes = {}
+    if update.status is not None and update.status != job.status and job.status.accepts(update.status):
+        changes["status"] = update.status
+        if update.reason is not None or update.status.is_final:
+            changes["reason"] = update.reason
+        if update.exit_code is not None:
+            changes["exit_code"] = update.exit_code
+        if update.finished_at is not None:
+            changes["finished_at"] = update.finished_at
+    if update.started_at is not None and job.started_at is None:
+        changes["started_at"] = update.started_at
+    return replace(job, **changes) if changes else job
+
+
+class RuntimeSync:
+    def __init__(self, *, db: Database, broker: Broker) -> None:
+        self.db = db
+        self.broker = broker
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self, runtime: Runtime) -> None:
+        self._tasks.append(asyncio.create_task(self._consume(runtime), name=f"sync:{runtime.pool.id}"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _consume(self, runtime: Runtime) -> None:
+        async for update in runtime.watch():
+            try:
+                await self.apply(update)
+            except Exception:
+                # One bad update must not stop the stream of all the others.
+                log.exception("sync.apply_failed", job_id=update.job_id, pool=runtime.pool.id)
+
+    async def apply(self, update: JobUpdate) -> None:
+        async with self.db.transaction() as session:
+            jobs = JobRepository(session)
+            job = await jobs.get(update.job_id, for_update=True)
+            if job is None:
+                return  # deleted meanwhile
+            updated = merge(job, update)
+            if updated is not job:
+                await jobs.save_state(updated)
+            if update.pods is not None:
+                await PodRepository(session).replace(job.job_id, update.pods)
+            new_events = await EventRepository(session).add_new(update.events)
+        if updated is not job or update.pods is not None:
+            self.broker.publish(job_topic(job.job_id), updated)
+            self.broker.publish(ALL_JOBS_TOPIC, updated)
+        for event in new_events:
+            self.broker.publish(events_topic(job.job_id), event)

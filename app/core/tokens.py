@@ -1,0 +1,113 @@
+"""API tokens: created once, stored hashed, checked on every request."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.core import audit
+from app.domain.errors import NotFound, ValidationFailed
+from app.domain.jobs import utcnow
+from app.domain.principal import Principal
+from app.store.db import Database
+from app.store.tables import ApiTokenRow
+from app.store.tokens import TokenRepository
+
+TOKEN_PREFIX = "jg_"
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")
+
+
+def hash_token(secret: str) -> str:
+    # Tokens are 256-bit random, so a fast hash is enough (no dictionary to attack).
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: str
+    user: str
+    is_admin: bool
+    groups: tuple[str, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+def _info(row: ApiTokenRow) -> TokenInfo:
+    return TokenInfo(
+        id=row.id,
+        user=row.user,
+        is_admin=row.is_admin,
+        groups=tuple(row.groups),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class TokenService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self,
+        *,
+        user: str,
+        is_admin: bool = False,
+        groups: tuple[str, ...] = (),
+        expires_at: datetime | None = None,
+        created_by: str = "cli",
+    ) -> tuple[TokenInfo, str]:
+        """Returns the token's record and its secret, which is not kept anywhere."""
+        if not _USER.match(user):
+            raise ValidationFailed(
+                "user must be 1-255 letters, digits, '_', '.', '@' or '-'", field="user"
+            )
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = ApiTokenRow(
+            id="t-" + secrets.token_hex(6),
+            user=user,
+            is_admin=is_admin,
+            groups=list(groups),
+            token_hash=hash_token(secret),
+            created_at=utcnow(),
+            expires_at=expires_at,
+        )
+        async with self.db.transaction() as session:
+            await TokenRepository(session).add(row)
+            await audit.record(
+                session, actor=created_by, action="token.create", detail=f"{row.id} for {user}"
+            )
+        return _info(row), secret
+
+    async def authenticate(self, secret: str) -> Principal | None:
+        if not secret.startswith(TOKEN_PREFIX):
+            return None
+        async with self.db.reader() as session:
+            row = await TokenRepository(session).by_hash(hash_token(secret))
+        if row is None or row.revoked_at is not None:
+            return None
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            return None
+        return Principal(user=row.user, is_admin=row.is_admin, groups=tuple(row.groups))
+
+    async def list(self) -> list[TokenInfo]:
+        async with self.db.reader() as session:
+            return [_info(r) for r in await TokenRepository(session).list()]
+
+    async def revoke(self, token_id: str, *, revoked_by: str = "cli") -> None:
+        async with self.db.transaction() as session:
+            if not await TokenRepository(session).revoke(token_id, at=utcnow()):
+                raise NotFound(f"no token {token_id!r}")
+            await audit.record(session, actor=revoked_by, action="token.revoke", detail=token_id)
+
+    async def ensure_first_admin(self) -> str | None:
+        """On a database with no token at all, create an admin token; return its secret."""
+        async with self.db.reader() as session:
+            if await TokenRepository(session).count():
+                return None
+        _, secret = await self.create(user="admin", is_admin=True, created_by="first-start")
+        return secret

@@ -1,0 +1,26 @@
+"""The composition root's bundle of long-lived services, shared by every entry point."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.core.broker import Broker
+from app.core.jobs import JobService
+from app.core.pools import PoolCatalog
+from app.core.runtimes import RuntimeRegistry
+from app.core.sync import RuntimeSync
+from app.core.tokens import TokenService
+from app.settings import Settings
+from app.store.db import Database
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    pools: PoolCatalog
+    runtimes: RuntimeRegistry
+    broker: Broker
+    jobs: JobService
+    tokens: TokenService
+    sync: RuntimeSync
