@@ -1,0 +1,181 @@
+"""The `jobgraph` command: serve, migrate, token create, export-schema."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from app.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    for name in ("host", "port", "data_dir"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _parse_duration(text: str) -> timedelta:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    try:
+        return timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    except (KeyError, ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number and a unit, e.g. 30d, 12h, 90m") from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.logging import configure
+    from app.web.app import create_app
+    from app.web.datadir import DataDirBusy
+
+    settings = _settings(args)
+    configure(settings.log_level)
+    try:
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            proxy_headers=True,
+            ws="websockets-sansio",
+        )
+    except DataDirBusy as exc:
+        print(f"jobgraph: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from app.store.migrate import upgrade
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.database_url_resolved)
+    print(f"database is up to date ({settings.database_url_resolved.split('@')[-1]})")
+    return 0
+
+
+async def _with_tokens(settings: Settings, action):
+    from app.core.tokens import TokenService
+    from app.store.db import Database
+    from app.store.migrate import upgrade_async
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    await upgrade_async(settings.database_url_resolved)
+    db = Database(settings.database_url_resolved)
+    try:
+        return await action(TokenService(db))
+    finally:
+        await db.dispose()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    from app.domain.errors import ValidationFailed
+    from app.domain.jobs import utcnow
+
+    expires_at = utcnow() + args.expires if args.expires else None
+
+    async def create(tokens):
+        return await tokens.create(
+            user=args.user, is_admin=args.admin, groups=tuple(args.group or ()), expires_at=expires_at
+        )
+
+    try:
+        _, secret = asyncio.run(_with_tokens(_settings(args), create))
+    except ValidationFailed as exc:
+        print(f"jobgraph: {exc.message}", file=sys.stderr)
+        return 2
+    print(secret)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    async def list_tokens(tokens):
+        return await tokens.list()
+
+    for t in asyncio.run(_with_tokens(_settings(args), list_tokens)):
+        state = "revoked" if t.revoked_at else "active"
+        expires = t.expires_at.isoformat() if t.expires_at else "never"
+        role = "admin" if t.is_admin else "user"
+        print(f"{t.id}\t{t.user}\t{role}\t{state}\texpires={expires}\tgroups={','.join(t.groups)}")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from app.domain.errors import NotFound
+
+    async def revoke(tokens):
+        await tokens.revoke(args.id)
+
+    try:
+        asyncio.run(_with_tokens(_settings(args), revoke))
+    except NotFound as exc:
+        print(f"jobgraph: {exc.message}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.id}")
+    return 0
+
+
+def cmd_export_schema(args: argparse.Namespace) -> int:
+    from app.graphql.schema import sdl
+
+    text = sdl()
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="jobgraph", description=__doc__)
+    sub = root.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the API (GraphQL at /graphql)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--data-dir", type=Path)
+    serve.set_defaults(func=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.add_argument("--data-dir", type=Path)
+    migrate.set_defaults(func=cmd_migrate)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(dest="token", required=True)
+    create = token.add_parser("create", help="create a token and print it (only this once)")
+    create.add_argument("--user", required=True)
+    create.add_argument("--admin", action="store_true", help="may see and act on every job")
+    create.add_argument("--group", action="append", help="a group the user belongs to (repeatable)")
+    create.add_argument("--expires", type=_parse_duration, help="lifetime, e.g. 30d, 12h")
+    create.add_argument("--data-dir", type=Path)
+    create.set_defaults(func=cmd_token_create)
+    listing = token.add_parser("list", help="list tokens (no secrets)")
+    listing.add_argument("--data-dir", type=Path)
+    listing.set_defaults(func=cmd_token_list)
+    revoke = token.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id")
+    revoke.add_argument("--data-dir", type=Path)
+    revoke.set_defaults(func=cmd_token_revoke)
+
+    export = sub.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", "-o")
+    export.set_defaults(func=cmd_export_schema)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    args = parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Per-request GraphQL context: who is asking, the services, and this request's loaders."""
+
+from __future__ import annotations
+
+from strawberry.dataloader import DataLoader
+from strawberry.fastapi import BaseContext
+
+from app.domain.errors import Unauthenticated
+from app.domain.jobs import JobEvent, Pod
+from app.domain.principal import Principal
+from app.services import Services
+
+
+class Loaders:
+    """Batching per request: a page of jobs with their pods costs one pods query."""
+
+    def __init__(self, services: Services) -> None:
+        self.pods = DataLoader[str, list[Pod]](self._load_pods)
+        self.events = DataLoader[str, list[JobEvent]](self._load_events)
+        self._services = services
+
+    async def _load_pods(self, job_ids: list[str]) -> list[list[Pod]]:
+        pods = await self._services.jobs.pods_of(job_ids)
+        return [pods[job_id] for job_id in job_ids]
+
+    async def _load_events(self, job_ids: list[str]) -> list[list[JobEvent]]:
+        events = await self._services.jobs.events_of(job_ids)
+        return [events[job_id] for job_id in job_ids]
+
+
+class GraphQLContext(BaseContext):
+    def __init__(self, *, services: Services, principal: Principal | None) -> None:
+        super().__init__()
+        self.services = services
+        self.principal = principal
+        self.loaders = Loaders(services)
+
+    @property
+    def actor(self) -> Principal:
+        if self.principal is None:
+            raise Unauthenticated("authentication required: send Authorization: Bearer <token>")
+        return self.principal

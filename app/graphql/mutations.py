@@ -1,0 +1,57 @@
+"""Mutation root: every payload carries `userErrors` for what the client can fix."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.graphql.errors import UserError, user_errors
+from app.graphql.inputs import CreateJobInput, JobIdInput
+from app.graphql.types import Info, Job
+
+
+@strawberry.type
+class CreateJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class StopJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class DeleteJobPayload:
+    deleted_job_id: strawberry.ID | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Submit a job. Omitted pool and queue: the defaults.")
+    async def create_job(self, info: Info, input: CreateJobInput) -> CreateJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(
+            lambda: jobs.create(
+                actor=actor, draft=input.to_draft(), idempotency_key=input.idempotency_key
+            )
+        )
+        return CreateJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(description="Stop a queued or running job; it ends STOPPED.")
+    async def stop_job(self, info: Info, input: JobIdInput) -> StopJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(lambda: jobs.stop(actor=actor, job_id=input.job_id))
+        return StopJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(description="Stop the job if needed and remove it with its pods, events and logs.")
+    async def delete_job(self, info: Info, input: JobIdInput) -> DeleteJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job_id, errors = await user_errors(lambda: jobs.delete(actor=actor, job_id=input.job_id))
+        return DeleteJobPayload(
+            deleted_job_id=strawberry.ID(job_id) if job_id else None, user_errors=errors
+        )

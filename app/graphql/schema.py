@@ -1,0 +1,48 @@
+"""The one schema instance, with its guards. The REST facade executes against it too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.config import StrawberryConfig
+
+from app.graphql.errors import ErrorCodes, should_mask
+from app.graphql.mutations import Mutation
+from app.graphql.queries import Query
+from app.graphql.scalars import DateTime
+
+MAX_DEPTH = 12
+MAX_TOKENS = 4000
+MAX_ALIASES = 30
+
+# Built once: rule classes made per request would defeat the validation cache
+# (strawberry-graphql issue 4635).
+GUARD_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
+
+schema = strawberry.Schema(
+    query=Query,
+    mutation=Mutation,
+    config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTime}),
+    extensions=[
+        lambda: MaxTokensLimiter(MAX_TOKENS),
+        lambda: AddValidationRules(GUARD_RULES),
+        ParserCache,
+        ValidationCache,
+        ErrorCodes,
+        lambda: MaskErrors(should_mask_error=should_mask),
+    ],
+)
+
+
+def sdl() -> str:
+    return schema.as_str() + "\n"

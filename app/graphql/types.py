@@ -1,0 +1,259 @@
+"""Output types of the schema."""
+
+from __future__ import annotations
+
+from datetime import datetime
+import strawberry
+from strawberry.scalars import JSON
+
+from app.domain import jobs as domain
+from app.domain.listing import JobCursor, JobFilter
+from app.domain.pools import ResourcePool as DomainPool
+from app.graphql.context import GraphQLContext
+
+JobStatus = strawberry.enum(
+    domain.JobStatus,
+    name="JobStatus",
+    description="PENDING → QUEUED → RUNNING → SUCCEEDED | FAILED; STOPPING → STOPPED.",
+)
+
+Info = strawberry.Info[GraphQLContext, None]
+
+
+@strawberry.type(description="One replica of a job: a Kubernetes pod, or a local process.")
+class Pod:
+    name: str
+    phase: str = strawberry.field(
+        description="Kubernetes' spelling: Pending, Running, Succeeded, Failed, Unknown."
+    )
+    replica_index: int
+    node_name: str | None
+    exit_code: int | None
+    restart_count: int
+    reason: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, pod: domain.Pod) -> Pod:
+        return cls(
+            name=pod.name,
+            phase=pod.phase.value,
+            replica_index=pod.replica_index,
+            node_name=pod.node_name,
+            exit_code=pod.exit_code,
+            restart_count=pod.restart_count,
+            reason=pod.reason,
+            started_at=pod.started_at,
+            finished_at=pod.finished_at,
+        )
+
+
+@strawberry.type(description="Something that happened to a job or its pods.")
+class JobEvent:
+    type: str = strawberry.field(description="Normal or Warning, as in Kubernetes.")
+    reason: str
+    message: str
+    timestamp: datetime
+
+    @classmethod
+    def of(cls, event: domain.JobEvent) -> JobEvent:
+        return cls(type=event.type.value, reason=event.reason, message=event.message, timestamp=event.timestamp)
+
+
+@strawberry.type(description="What each replica asks for.")
+class Resources:
+    cpus: float | None
+    memory: float | None = strawberry.field(description="GiB")
+    gpu: int
+
+
+@strawberry.type
+class EnvVar:
+    name: str
+    value: str
+
+
+@strawberry.type(description="A training job.")
+class Job:
+    job: strawberry.Private[domain.Job]
+
+    @strawberry.field(description="The job's id, e.g. `j-7k2m9x4q`.")
+    def job_id(self) -> strawberry.ID:
+        return strawberry.ID(self.job.job_id)
+
+    @strawberry.field(description="Display name (any Unicode text).")
+    def name(self) -> str:
+        return self.job.name
+
+    @strawberry.field
+    def status(self) -> JobStatus:
+        return self.job.status
+
+    @strawberry.field
+    def owner(self) -> str:
+        return self.job.owner
+
+    @strawberry.field
+    def resource_pool_id(self) -> str:
+        return self.job.resource_pool_id
+
+    @strawberry.field
+    def queue(self) -> str:
+        return self.job.queue
+
+    @strawberry.field
+    def image(self) -> str | None:
+        return self.job.spec.image
+
+    @strawberry.field
+    def command(self) -> list[str]:
+        return list(self.job.spec.command)
+
+    @strawberry.field
+    def replicas(self) -> int:
+        return self.job.spec.replicas
+
+    @strawberry.field
+    def priority(self) -> int:
+        return self.job.spec.priority
+
+    @strawberry.field
+    def resources(self) -> Resources:
+        res = self.job.spec.resources
+        return Resources(cpus=res.cpus, memory=res.memory_gib, gpu=res.gpu)
+
+    @strawberry.field
+    def envs(self) -> list[EnvVar]:
+        return [EnvVar(name=e.name, value=e.value) for e in self.job.spec.envs]
+
+    @strawberry.field
+    def labels(self) -> JSON:
+        return dict(self.job.spec.labels)
+
+    @strawberry.field
+    def max_retries(self) -> int:
+        return self.job.spec.max_retries
+
+    @strawberry.field
+    def timeout_seconds(self) -> int | None:
+        return self.job.spec.timeout_seconds
+
+    @strawberry.field
+    def created_at(self) -> datetime:
+        return self.job.created_at
+
+    @strawberry.field
+    def started_at(self) -> datetime | None:
+        return self.job.started_at
+
+    @strawberry.field
+    def finished_at(self) -> datetime | None:
+        return self.job.finished_at
+
+    @strawberry.field(description="Why the job is in its status (failure reason, DeadlineExceeded ...).")
+    def reason(self) -> str | None:
+        return self.job.reason
+
+    @strawberry.field
+    def exit_code(self) -> int | None:
+        return self.job.exit_code
+
+    @strawberry.field(description="The job specification as submitted.")
+    def config(self) -> JSON:
+        return self.job.spec.to_config()
+
+    @strawberry.field
+    async def pods(self, info: Info) -> list[Pod]:
+        return [Pod.of(p) for p in await info.context.loaders.pods.load(self.job.job_id)]
+
+    @strawberry.field(description="Stored events, oldest first; optionally within a time window.")
+    async def events(
+        self, info: Info, since: datetime | None = None, until: datetime | None = None
+    ) -> list[JobEvent]:
+        if since is None and until is None:
+            events = await info.context.loaders.events.load(self.job.job_id)
+        else:
+            events = await info.context.services.jobs.events(
+                actor=info.context.actor, job_id=self.job.job_id, since=since, until=until
+            )
+        return [JobEvent.of(e) for e in events]
+
+    @strawberry.field(description="The pod's log: its last `tailLines` lines, only those containing `keyword`.")
+    async def logs(
+        self,
+        info: Info,
+        pod_name: str,
+        tail_lines: int | None = None,
+        keyword: str | None = None,
+        max_lines: int | None = None,
+    ) -> str:
+        return await info.context.services.jobs.logs(
+            actor=info.context.actor,
+            job_id=self.job.job_id,
+            pod_name=pod_name,
+            tail_lines=tail_lines,
+            keyword=keyword,
+            max_lines=max_lines,
+        )
+
+
+@strawberry.type
+class ResourcePool:
+    id: str
+    runtime: str
+    queues: list[str]
+    max_concurrent_jobs: int | None
+
+    @classmethod
+    def of(cls, pool: DomainPool) -> ResourcePool:
+        return cls(
+            id=pool.id,
+            runtime=pool.runtime,
+            queues=list(pool.queues),
+            max_concurrent_jobs=pool.max_concurrent_jobs,
+        )
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class JobEdge:
+    cursor: str
+    node: Job
+
+
+@strawberry.type(description="A page of jobs, newest first.")
+class JobConnection:
+    edges: list[JobEdge]
+    page_info: PageInfo
+    filter: strawberry.Private[JobFilter]
+
+    @strawberry.field
+    def nodes(self) -> list[Job]:
+        return [edge.node for edge in self.edges]
+
+    @strawberry.field(description="How many jobs match the filter (all pages).")
+    async def total_count(self, info: Info) -> int:
+        return await info.context.services.jobs.count(actor=info.context.actor, job_filter=self.filter)
+
+    @classmethod
+    def of(cls, jobs: list[domain.Job], *, job_filter: JobFilter, has_next: bool, has_previous: bool) -> JobConnection:
+        edges = [JobEdge(cursor=JobCursor.of(j).encode(), node=Job(job=j)) for j in jobs]
+        return cls(
+            edges=edges,
+            filter=job_filter,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=has_previous,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+        )
+

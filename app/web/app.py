@@ -1,0 +1,72 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app.domain.errors import Unauthenticated
+from app.settings import Settings
+from app.web import health
+from app.web.bootstrap import start_services, stop_services
+from app.web.datadir import DataDirLock
+from app.web.graphql_route import graphql_router
+
+log = structlog.get_logger(__name__)
+
+
+def print_first_admin_token(secret: str) -> None:
+    bar = "=" * 72
+    print(
+        f"\n{bar}\n  jobgraph: no API token existed, so an admin token was created.\n"
+        f"  It is shown only this once; keep it safe:\n\n    {secret}\n\n"
+        f"  Use it as:  Authorization: Bearer {secret}\n{bar}\n",
+        file=sys.stdout,
+        flush=True,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        lock = DataDirLock(settings.data_dir)
+        lock.acquire()
+        try:
+            services = await start_services(settings)
+            app.state.services = services
+            secret = await services.tokens.ensure_first_admin()
+            if secret:
+                print_first_admin_token(secret)
+            try:
+                yield
+            finally:
+                await stop_services(services)
+        finally:
+            lock.release()
+
+    app = FastAPI(
+        title="jobgraph",
+        summary="Run machine-learning training jobs and watch them.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(Unauthenticated)
+    async def _unauthenticated(_: Request, exc: Unauthenticated) -> JSONResponse:
+        # Raised before a GraphQL operation runs: answer in GraphQL's error shape.
+        return JSONResponse(
+            {"data": None, "errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+    app.include_router(health.router)
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    return app

@@ -1,0 +1,75 @@
+"""Building and tearing down the services for one server process."""
+
+from __future__ import annotations
+
+import structlog
+
+from app.core.broker import Broker
+from app.core.jobs import JobService
+from app.core.pools import PoolCatalog
+from app.core.runtimes import RuntimeRegistry
+from app.core.sync import RuntimeSync
+from app.core.tokens import TokenService
+from app.domain.pools import ResourcePool
+from app.runtime.base import Runtime
+from app.services import Services
+from app.settings import Settings
+from app.store.db import Database
+from app.store.jobs import JobRepository
+from app.store.migrate import upgrade_async
+
+log = structlog.get_logger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    pass
+
+
+def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
+    if pool.runtime == "local":
+        from app.runtime.local import LocalRuntime
+
+        return LocalRuntime(
+            pool,
+            root=settings.data_dir / "local" / pool.id,
+            stop_grace_seconds=settings.stop_grace_seconds,
+        )
+    raise ConfigurationError(
+        f"pool {pool.id!r}: the {pool.runtime!r} runtime is not available in this build"
+    )
+
+
+async def start_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    url = settings.database_url_resolved
+    if settings.auto_migrate:
+        await upgrade_async(url)
+    pools = PoolCatalog.load(settings.pools_file)
+    db = Database(url)
+    broker = Broker()
+    runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
+    sync = RuntimeSync(db=db, broker=broker)
+    services = Services(
+        settings=settings,
+        db=db,
+        pools=pools,
+        runtimes=runtimes,
+        broker=broker,
+        jobs=JobService(db=db, pools=pools, runtimes=runtimes, broker=broker),
+        tokens=TokenService(db),
+        sync=sync,
+    )
+    for runtime in runtimes:
+        sync.start(runtime)
+        async with db.reader() as session:
+            active = await JobRepository(session).list_active(pool_id=runtime.pool.id)
+        await runtime.start(active)
+        log.info("runtime.started", pool=runtime.pool.id, runtime=runtime.pool.runtime, adopted=len(active))
+    return services
+
+
+async def stop_services(services: Services) -> None:
+    for runtime in services.runtimes:
+        await runtime.close()
+    await services.sync.close()
+    await services.db.dispose()
