@@ -1,0 +1,95 @@
+"""Shared fixtures: a real `jobgraph serve` process, its tokens and GraphQL clients.
+
+Set JOBGRAPH_TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1:5432/test)
+to run everything against PostgreSQL; each server then gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import (
+    GraphQLClient,
+    Server,
+    create_database,
+    drop_database,
+    server_env,
+)
+
+PG_BASE_URL = os.environ.get("JOBGRAPH_TEST_DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+def database_kind() -> str:
+    return "postgresql" if PG_BASE_URL else "sqlite"
+
+
+@pytest.fixture(scope="session")
+async def server_factory(tmp_path_factory) -> AsyncIterator[Callable[..., object]]:
+    """Makes servers with their own data dir (and database on PostgreSQL)."""
+    servers: list[tuple[Server, str | None]] = []
+
+    async def make(**extra_env: str) -> Server:
+        data_dir = Path(tmp_path_factory.mktemp("jobgraph"))
+        url = await create_database(PG_BASE_URL) if PG_BASE_URL else None
+        server = Server(data_dir=data_dir, env=server_env(data_dir, url, **extra_env))
+        servers.append((server, url))
+        return server
+
+    yield make
+    for server, url in servers:
+        server.stop()
+        if url:
+            await drop_database(PG_BASE_URL, url)
+
+
+class Running:
+    """A started server with an admin and two users."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.admin_token = server.token("root", admin=True)
+        self.alice_token = server.token("alice")
+        self.bob_token = server.token("bob")
+        self.clients: list[GraphQLClient] = []
+
+    def client(self, token: str | None) -> GraphQLClient:
+        client = GraphQLClient(self.server.url, token)
+        self.clients.append(client)
+        return client
+
+
+@pytest.fixture(scope="session")
+def pools_file() -> Path | None:
+    """Overridden where a test package needs particular pools."""
+    return None
+
+
+@pytest.fixture(scope="session")
+async def running(server_factory, pools_file) -> AsyncIterator[Running]:
+    extra = {"JOBGRAPH_POOLS_FILE": str(pools_file)} if pools_file else {}
+    server = await server_factory(**extra)
+    env = Running(server)  # tokens are created (and the schema migrated) before serving
+    server.start()
+    yield env
+    for client in env.clients:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def alice(running: Running) -> GraphQLClient:
+    return running.client(running.alice_token)
+
+
+@pytest.fixture(scope="session")
+def bob(running: Running) -> GraphQLClient:
+    return running.client(running.bob_token)
+
+
+@pytest.fixture(scope="session")
+def admin(running: Running) -> GraphQLClient:
+    return running.client(running.admin_token)

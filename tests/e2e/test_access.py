@@ -1,0 +1,62 @@
+"""Every operation needs a principal; users see their own jobs, admins all."""
+
+from __future__ import annotations
+
+import httpx
+
+from tests.support.jobs import DELETE_JOB, GET_JOB, PY, STOP_JOB, create_job
+from tests.support.server import GraphQLErrors
+
+
+async def test_graphql_without_or_with_a_bad_token_is_refused(running):
+    for headers in ({}, {"Authorization": "Bearer jg_not-a-real-token"}, {"Authorization": "Basic abc"}):
+        async with httpx.AsyncClient(base_url=running.server.url) as http:
+            response = await http.post("/graphql", json={"query": "{ jobs { totalCount } }"}, headers=headers)
+        assert response.status_code == 401
+        body = response.json()
+        assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        assert "Bearer" in body["errors"][0]["message"]
+
+
+async def test_graphiql_page_is_served(running):
+    async with httpx.AsyncClient(base_url=running.server.url) as http:
+        response = await http.get("/graphql", headers={"Accept": "text/html"})
+    assert response.status_code == 200 and "graphiql" in response.text.lower()
+
+
+async def test_another_users_job_is_not_found(alice, bob, admin):
+    job = await create_job(alice, command=[PY, "-c", "pass"])
+    try:
+        await bob.execute(GET_JOB, {"id": job["jobId"]})
+        raise AssertionError("bob saw alice's job")
+    except GraphQLErrors as errors:
+        assert errors.code == "NOT_FOUND"
+    for mutation, key in ((STOP_JOB, "stopJob"), (DELETE_JOB, "deleteJob")):
+        payload = (await bob.execute(mutation, {"id": job["jobId"]}))[key]
+        assert payload["userErrors"][0]["code"] == "NOT_FOUND"
+    seen_by_bob = await bob.execute("{ jobs(first: 100) { nodes { jobId owner } } }")
+    assert all(n["owner"] == "bob" for n in seen_by_bob["jobs"]["nodes"])
+    seen_by_admin = await admin.execute(GET_JOB, {"id": job["jobId"]})
+    assert seen_by_admin["job"]["owner"] == "alice"
+
+
+async def test_delete_removes_the_job(alice):
+    job = await create_job(alice, command=["sleep", "600"])
+    payload = (await alice.execute(DELETE_JOB, {"id": job["jobId"]}))["deleteJob"]
+    assert payload == {"deletedJobId": job["jobId"], "userErrors": []}
+    try:
+        await alice.execute(GET_JOB, {"id": job["jobId"]})
+        raise AssertionError("deleted job still readable")
+    except GraphQLErrors as errors:
+        assert errors.code == "NOT_FOUND"
+    listed = await alice.execute(
+        "query($k: String) { jobs(filter: {keyword: $k}) { totalCount } }", {"k": job["jobId"]}
+    )
+    assert listed["jobs"]["totalCount"] == 0
+
+
+async def test_resource_pools_are_listed(alice):
+    data = await alice.execute("{ resourcePools { id runtime queues maxConcurrentJobs } }")
+    assert data["resourcePools"][0] == {
+        "id": "local", "runtime": "local", "queues": ["default", "high"], "maxConcurrentJobs": 4
+    }
