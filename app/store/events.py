@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import EventType, JobEvent
 from app.store.tables import JobEventRow

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import Job, JobSpec, JobStatus, Pod, PodPhase, utcnow
 from app.domain.listing import JobFilter, JobPage, PageRequest

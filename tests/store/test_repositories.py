@@ -1,0 +1,116 @@
+"""Repositories against a real database (the same tests on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.exc import IntegrityError
+
+from app.domain.jobs import EventType, Job, JobEvent, JobSpec, JobStatus, Pod, PodPhase
+from app.domain.listing import JobCursor, JobFilter, PageRequest
+from app.store.events import EventRepository
+from app.store.jobs import JobRepository, PodRepository
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def make_job(job_id: str, *, owner="alice", name="train", minutes=0, status=JobStatus.PENDING, queue="default", key=None) -> Job:
+    spec = JobSpec(name=name, command=("python", "train.py"), resource_pool_id="local", queue=queue)
+    return Job(job_id=job_id, owner=owner, spec=spec, status=status,
+               created_at=T0 + timedelta(minutes=minutes), idempotency_key=key)
+
+
+async def add(db, *jobs: Job) -> None:
+    async with db.transaction() as session:
+        for job in jobs:
+            await JobRepository(session).add(job)
+
+
+async def test_job_round_trip_keeps_spec_and_utc_times(db):
+    job = make_job("j-round", name="训练 ünïcode")
+    await add(db, job)
+    async with db.reader() as session:
+        loaded = await JobRepository(session).get("j-round")
+    assert loaded.spec == job.spec
+    assert loaded.created_at == job.created_at and loaded.created_at.tzinfo is not None
+    assert loaded.status is JobStatus.PENDING
+
+
+async def test_listing_filters_orders_and_pages(db):
+    await add(
+        db,
+        make_job("j-a1", minutes=1, name="resnet sweep"),
+        make_job("j-a2", minutes=2, status=JobStatus.RUNNING, queue="high"),
+        make_job("j-a3", minutes=3, name="bert 50%_off"),
+        make_job("j-b1", minutes=4, owner="bob"),
+    )
+    async with db.reader() as session:
+        repo = JobRepository(session)
+        everything = await repo.list(job_filter=JobFilter(), page=PageRequest(first=10), visible_to=None)
+        assert [j.job_id for j in everything.jobs] == ["j-b1", "j-a3", "j-a2", "j-a1"]
+        mine = await repo.list(job_filter=JobFilter(), page=PageRequest(first=2), visible_to="alice")
+        assert [j.job_id for j in mine.jobs] == ["j-a3", "j-a2"] and mine.has_next_page
+        rest = await repo.list(
+            job_filter=JobFilter(), page=PageRequest(first=2, after=JobCursor.of(mine.jobs[-1])), visible_to="alice"
+        )
+        assert [j.job_id for j in rest.jobs] == ["j-a1"] and not rest.has_next_page
+        assert await repo.count(job_filter=JobFilter(), visible_to="alice") == 3
+        running = JobFilter(statuses=(JobStatus.RUNNING,))
+        assert [j.job_id for j in (await repo.list(job_filter=running, page=PageRequest(), visible_to=None)).jobs] == ["j-a2"]
+        assert await repo.count(job_filter=JobFilter(queue="high"), visible_to=None) == 1
+        assert await repo.count(job_filter=JobFilter(keyword="RESNET"), visible_to=None) == 1
+        assert await repo.count(job_filter=JobFilter(keyword="j-a"), visible_to=None) == 3
+        assert await repo.count(job_filter=JobFilter(keyword="%_"), visible_to=None) == 1
+        assert await repo.count(job_filter=JobFilter(owner="bob"), visible_to="alice") == 0
+        active = await repo.list_active(pool_id="local")
+        assert {j.job_id for j in active} == {"j-a1", "j-a2", "j-a3", "j-b1"}
+
+
+async def test_idempotency_key_is_unique_per_owner(db):
+    await add(db, make_job("j-k1", key="k"), make_job("j-k2", owner="bob", key="k"))
+    with pytest.raises(IntegrityError):
+        await add(db, make_job("j-k3", key="k"))
+    async with db.reader() as session:
+        found = await JobRepository(session).get_by_idempotency_key(owner="alice", key="k")
+    assert found.job_id == "j-k1"
+
+
+async def test_mark_stopping_never_overwrites_a_final_status(db):
+    await add(db, make_job("j-s1", status=JobStatus.RUNNING), make_job("j-s2", status=JobStatus.SUCCEEDED))
+    async with db.transaction() as session:
+        repo = JobRepository(session)
+        assert await repo.mark_stopping("j-s1") is True
+        assert await repo.mark_stopping("j-s2") is False
+    async with db.reader() as session:
+        repo = JobRepository(session)
+        assert (await repo.get("j-s1")).status is JobStatus.STOPPING
+        assert (await repo.get("j-s2")).status is JobStatus.SUCCEEDED
+
+
+async def test_pods_and_events_are_stored_once_and_go_with_the_job(db):
+    await add(db, make_job("j-p1"), make_job("j-p2"))
+    pods = [Pod(job_id="j-p1", name=f"j-p1-{i}", replica_index=i, phase=PodPhase.RUNNING) for i in range(2)]
+    event = JobEvent(job_id="j-p1", reason="Started", message="go", key="e1", timestamp=T0)
+    async with db.transaction() as session:
+        await PodRepository(session).replace("j-p1", pods)
+        assert await EventRepository(session).add_new([event]) == [event]
+    async with db.transaction() as session:
+        # Seen again (a runtime replaying history): stored once.
+        assert await EventRepository(session).add_new([event]) == []
+        later = JobEvent(job_id="j-p1", reason="Completed", message="done", key="e2",
+                         type=EventType.WARNING, timestamp=T0 + timedelta(seconds=5))
+        await EventRepository(session).add_new([later])
+    async with db.reader() as session:
+        by_job = await PodRepository(session).for_jobs(["j-p1", "j-p2"])
+        assert [p.name for p in by_job["j-p1"]] == ["j-p1-0", "j-p1-1"] and by_job["j-p2"] == []
+        events = await EventRepository(session).list("j-p1")
+        assert [e.reason for e in events] == ["Started", "Completed"]
+        window = await EventRepository(session).list("j-p1", since=T0 + timedelta(seconds=1))
+        assert [e.reason for e in window] == ["Completed"]
+    async with db.transaction() as session:
+        await JobRepository(session).delete("j-p1")
+    async with db.reader() as session:
+        assert await JobRepository(session).get("j-p1") is None
+        assert (await PodRepository(session).for_jobs(["j-p1"]))["j-p1"] == []
+        assert await EventRepository(session).list("j-p1") == []
