@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ASSETS := app/web/static/vendor/.installed
 
-.PHONY: run test install schema clean
+.PHONY: run test install assets schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jobgraph needs Python 3.11 or newer")'
@@ -15,13 +16,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-install: $(STAMP)
+# GraphiQL and xterm.js come from the npm registry (web/package-lock.json) and are
+# served by jobgraph itself, so the UI works without internet access.
+$(ASSETS): web/package.json web/package-lock.json web/copy-assets.sh
+	@command -v npm >/dev/null || { echo "npm (Node.js) is needed once to fetch the browser assets: apt-get install npm"; exit 1; }
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	sh web/copy-assets.sh
+	@touch $@
 
-run: $(STAMP)
+install: $(STAMP) $(ASSETS)
+
+assets: $(ASSETS)
+
+run: install
 	$(BIN)/jobgraph migrate
 	$(BIN)/jobgraph serve
 
-test: $(STAMP)
+test: install
 	$(BIN)/python -m pytest
 
 # Rewrite schema.graphql from the live schema (a test fails when they differ).
@@ -29,4 +40,4 @@ schema: $(STAMP)
 	$(BIN)/jobgraph export-schema --output schema.graphql
 
 clean:
-	rm -rf $(VENV) .jobgraph .pytest_cache
+	rm -rf $(VENV) .jobgraph .pytest_cache web/node_modules app/web/static/vendor
