@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import kill_leftover_replicas
 from tests.support.server import (
     GraphQLClient,
     Server,
@@ -43,6 +44,7 @@ async def server_factory(tmp_path_factory) -> AsyncIterator[Callable[..., object
     yield make
     for server, url in servers:
         server.stop()
+        kill_leftover_replicas(server.data_dir)
         if url:
             await drop_database(PG_BASE_URL, url)
 
