@@ -1,7 +1,9 @@
 """The core's broker: changes published once, delivered to every subscriber.
 
-In-process now. `Broker` is the interface a multi-replica deployment can back with
-PostgreSQL LISTEN/NOTIFY; publishers and subscribers only see `publish`/`subscribe`.
+`Broker` delivers within this process. `PostgresBroker` (app/core/pg_broker.py) is the
+same interface backed by PostgreSQL LISTEN/NOTIFY, so that with several replicas a
+change seen by one reaches the subscribers of all. Publishers and subscribers only see
+`publish` and `subscribe`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,17 @@ class Broker:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
 
+    async def start(self) -> None:
+        """Nothing to connect in-process."""
+
+    async def close(self) -> None:
+        """Nothing to disconnect in-process."""
+
     def publish(self, topic: str, message: Any) -> None:
+        self.deliver(topic, message)
+
+    def deliver(self, topic: str, message: Any) -> None:
+        """Hand a message to this process's subscribers of `topic`."""
         for queue in self._subscribers.get(topic, ()):
             if queue.full():
                 queue.get_nowait()

@@ -53,6 +53,11 @@ class EventRepository:
                 added.append(event)
         return added
 
+    async def get(self, job_id: str, key: str) -> JobEvent | None:
+        statement = select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.key == key)
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        return _event(row) if row else None
+
     async def list(
         self,
         job_id: str,

@@ -1,0 +1,93 @@
+"""The broker over PostgreSQL LISTEN/NOTIFY, for several jobgraph replicas on one database.
+
+A NOTIFY payload is limited to 8000 bytes, so it names what changed (a job id, an event
+key) rather than carrying it; every replica, the publishing one included, hears it, reads
+the object once from the database and delivers it to its own subscribers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+import structlog
+
+from app.core.broker import Broker
+from app.domain.jobs import Job, JobEvent
+from app.store.db import Database
+from app.store.events import EventRepository
+from app.store.jobs import JobRepository
+
+log = structlog.get_logger(__name__)
+CHANNEL = "jobgraph_changes"
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+class PostgresBroker(Broker):
+    def __init__(self, db: Database) -> None:
+        super().__init__()
+        self.db = db
+        self._listener: asyncpg.Connection | None = None
+        self._sender: asyncpg.Connection | None = None
+        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._inbox: asyncio.Queue[str] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        dsn = asyncpg_dsn(self.db.url)
+        self._listener = await asyncpg.connect(dsn)
+        self._sender = await asyncpg.connect(dsn)
+        await self._listener.add_listener(CHANNEL, self._heard)
+        # One sender and one receiver keep notifications in the order they were published.
+        self._tasks.append(asyncio.create_task(self._send_loop()))
+        self._tasks.append(asyncio.create_task(self._receive_loop()))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for conn in (self._listener, self._sender):
+            if conn is not None:
+                await conn.close()
+
+    def publish(self, topic: str, message: Any) -> None:
+        if isinstance(message, Job):
+            note = {"topic": topic, "job": message.job_id}
+        elif isinstance(message, JobEvent):
+            note = {"topic": topic, "job": message.job_id, "event": message.key}
+        else:
+            raise TypeError(f"cannot publish {type(message).__name__} across replicas")
+        self._outbox.put_nowait(json.dumps(note))
+
+    async def _send_loop(self) -> None:
+        while True:
+            payload = await self._outbox.get()
+            try:
+                await self._sender.execute("SELECT pg_notify($1, $2)", CHANNEL, payload)
+            except Exception:
+                log.exception("broker.notify_failed")
+
+    def _heard(self, _conn, _pid, _channel, payload: str) -> None:
+        self._inbox.put_nowait(payload)
+
+    async def _receive_loop(self) -> None:
+        while True:
+            payload = await self._inbox.get()
+            try:
+                await self._resolve(json.loads(payload))
+            except Exception:
+                log.exception("broker.resolve_failed")
+
+    async def _resolve(self, note: dict[str, str]) -> None:
+        async with self.db.reader() as session:
+            if "event" in note:
+                message = await EventRepository(session).get(note["job"], note["event"])
+            else:
+                message = await JobRepository(session).get(note["job"])
+        if message is not None:
+            self.deliver(note["topic"], message)
