@@ -9,6 +9,7 @@ from app.core.jobs import JobService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
+from app.core.terminal_tickets import TerminalTickets
 from app.core.tokens import TokenService
 from app.settings import Settings
 from app.store.db import Database
@@ -24,3 +25,4 @@ class Services:
     jobs: JobService
     tokens: TokenService
     sync: RuntimeSync
+    terminal_tickets: TerminalTickets

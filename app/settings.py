@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     # Public base URL (e.g. https://jobs.example.com) for links the server hands out,
     # such as web-terminal URLs; otherwise they are derived from the request.
     public_url: str | None = None
+    # Signs web-terminal credentials; default: a key generated once in the data dir.
+    secret_key: str | None = None
+    terminal_ticket_ttl_seconds: float = Field(default=60.0, gt=0, le=3600)
     # Create the schema on start-up (alembic upgrade head). Off when an operator
     # runs `jobgraph migrate` as a separate deployment step.
     auto_migrate: bool = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import utcnow
 from app.domain.principal import Principal

@@ -125,10 +125,7 @@ class JobService:
     ) -> AsyncIterator[str]:
         if tail_lines is not None and tail_lines < 0:
             raise ValidationFailed("tailLines must be 0 or more", field="tailLines")
-        job = await self.get(actor=actor, job_id=job_id)
-        pods = (await self.pods_of([job_id]))[job_id]
-        if pod_name not in {p.name for p in pods}:
-            raise NotFound(f"pod {pod_name!r} not found in job {job_id!r}", field="podName")
+        job, _ = await self.require_pod(actor=actor, job_id=job_id, pod_name=pod_name)
         runtime = self.runtimes.for_pool(job.resource_pool_id)
         tail = MAX_LOG_LINES if tail_lines is None else min(tail_lines, MAX_LOG_LINES)
         if tail == 0 and not follow:
@@ -136,6 +133,16 @@ class JobService:
         async for line in runtime.logs(job_id, pod_name, tail_lines=tail, follow=follow):
             if keyword is None or keyword in line:
                 yield line
+
+    async def require_pod(self, *, actor: Principal, job_id: str, pod_name: str) -> tuple[Job, Pod]:
+        """The job (visible to the actor) and its pod; NotFound when the pod is not one of
+        the job's (a name like `../../etc/passwd` is simply not one of them)."""
+        job = await self.get(actor=actor, job_id=job_id)
+        pods = (await self.pods_of([job_id]))[job_id]
+        pod = next((p for p in pods if p.name == pod_name), None)
+        if pod is None:
+            raise NotFound(f"pod {pod_name!r} not found in job {job_id!r}", field="podName")
+        return job, pod
 
     # -- writes --------------------------------------------------------------------------
 

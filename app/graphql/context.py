@@ -29,10 +29,15 @@ class Loaders:
 
 
 class GraphQLContext(BaseContext):
-    def __init__(self, *, services: Services, principal: Principal | None) -> None:
+    def __init__(
+        self, *, services: Services, principal: Principal | None, public_url: str | None = None
+    ) -> None:
         super().__init__()
         self.services = services
         self.principal = principal
+        # How clients reach this server (e.g. https://jobs.example.com), for URLs handed
+        # out such as web-terminal links; set by whoever builds the context from a request.
+        self.public_url = public_url
         self.loaders = Loaders(services)
 
     @property

@@ -40,9 +40,11 @@ def _code_of(error: GraphQLError) -> str | None:
     original = error.original_error
     if isinstance(original, DomainError):
         return original.code
-    if original is None and not (error.extensions or {}).get("code"):
-        # Parse and validation errors carry no original error.
-        return "GRAPHQL_VALIDATION_FAILED" if error.nodes or error.locations else None
+    if (original is None or isinstance(original, GraphQLError)) and not (error.extensions or {}).get("code"):
+        # Parse and validation errors carry no original error; variables that do not
+        # coerce (a scalar's parse error) carry a GraphQLError.
+        variable = error.message.startswith("Variable '$")
+        return "GRAPHQL_VALIDATION_FAILED" if error.nodes or error.locations or variable else None
     return None
 
 

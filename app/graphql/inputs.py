@@ -75,6 +75,12 @@ class JobIdInput:
 
 
 @strawberry.input
+class OpenWebTerminalInput:
+    job_id: strawberry.ID
+    pod_name: str
+
+
+@strawberry.input
 class JobFilterInput:
     keyword: str | None = strawberry.field(default=None, description="Part of the name or id.")
     status: list[JobStatus] | None = strawberry.field(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import strawberry
 
 from app.graphql.errors import UserError, user_errors
-from app.graphql.inputs import CreateJobInput, JobIdInput
+from datetime import datetime
+
+from app.graphql.inputs import CreateJobInput, JobIdInput, OpenWebTerminalInput
 from app.graphql.types import Info, Job
 
 
@@ -25,6 +27,26 @@ class StopJobPayload:
 class DeleteJobPayload:
     deleted_job_id: strawberry.ID | None
     user_errors: list[UserError]
+
+
+@strawberry.type
+class OpenWebTerminalPayload:
+    url: str | None = strawberry.field(
+        description="ws:// or wss:// URL of the terminal socket; it carries its own credential."
+    )
+    expires_at: datetime | None = strawberry.field(
+        description="Open the socket before this; the URL works once."
+    )
+    user_errors: list[UserError]
+
+
+def _websocket_base(public_url: str | None) -> str:
+    # Same host as the API; only the scheme changes (http -> ws, https -> wss).
+    base = public_url or "http://localhost"
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if base.startswith(http):
+            return ws + base[len(http):]
+    return base
 
 
 @strawberry.type
@@ -55,3 +77,17 @@ class Mutation:
         return DeleteJobPayload(
             deleted_job_id=strawberry.ID(job_id) if job_id else None, user_errors=errors
         )
+
+    @strawberry.mutation(
+        description="A short-lived, single-use URL for a shell in one of the job's pods."
+    )
+    async def open_web_terminal(self, info: Info, input: OpenWebTerminalInput) -> OpenWebTerminalPayload:
+        actor = info.context.actor
+        tickets = info.context.services.terminal_tickets
+        ticket, errors = await user_errors(
+            lambda: tickets.open(actor=actor, job_id=input.job_id, pod_name=input.pod_name)
+        )
+        if ticket is None:
+            return OpenWebTerminalPayload(url=None, expires_at=None, user_errors=errors)
+        url = f"{_websocket_base(info.context.public_url)}/webterminal/{ticket.credential}"
+        return OpenWebTerminalPayload(url=url, expires_at=ticket.expires_at, user_errors=[])

@@ -20,6 +20,8 @@ from app.graphql.errors import ErrorCodes, should_mask
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
 from app.graphql.scalars import DateTime
+from app.graphql.subscriptions import Subscription
+from app.graphql.trusted_documents import TrustedDocuments
 
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
@@ -32,12 +34,14 @@ GUARD_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTime}),
     extensions=[
         lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: AddValidationRules(GUARD_RULES),
         ParserCache,
         ValidationCache,
+        TrustedDocuments,  # after the caches: it has the last word on parse and validate
         ErrorCodes,
         lambda: MaskErrors(should_mask_error=should_mask),
     ],

@@ -16,6 +16,7 @@ from app.web import health
 from app.web.bootstrap import start_services, stop_services
 from app.web.datadir import DataDirLock
 from app.web.graphql_route import graphql_router
+from rest_compat.app import install as install_rest_facade
 
 log = structlog.get_logger(__name__)
 
@@ -69,4 +70,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    # The REST facade; its operations are validated here, so a bad one stops start-up.
+    install_rest_facade(app)
     return app

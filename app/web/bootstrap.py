@@ -9,6 +9,7 @@ from app.core.jobs import JobService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
+from app.core.terminal_tickets import TerminalTickets, load_secret
 from app.core.tokens import TokenService
 from app.domain.pools import ResourcePool
 from app.runtime.base import Runtime
@@ -49,15 +50,21 @@ async def start_services(settings: Settings) -> Services:
     broker = Broker()
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
     sync = RuntimeSync(db=db, broker=broker)
+    jobs = JobService(db=db, pools=pools, runtimes=runtimes, broker=broker)
     services = Services(
         settings=settings,
         db=db,
         pools=pools,
         runtimes=runtimes,
         broker=broker,
-        jobs=JobService(db=db, pools=pools, runtimes=runtimes, broker=broker),
+        jobs=jobs,
         tokens=TokenService(db),
         sync=sync,
+        terminal_tickets=TerminalTickets(
+            secret=load_secret(data_dir=settings.data_dir, configured=settings.secret_key),
+            jobs=jobs,
+            ttl_seconds=settings.terminal_ticket_ttl_seconds,
+        ),
     )
     for runtime in runtimes:
         sync.start(runtime)
