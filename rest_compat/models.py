@@ -1,0 +1,183 @@
+"""Pydantic models of the REST shapes, for the OpenAPI document at /docs only.
+
+Requests are not validated with them (the core validates; see shapes.py): they describe
+what the routes accept and answer."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+T = TypeVar("T")
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class Envelope(_Open, Generic[T]):
+    success: bool = True
+    data: T | None = None
+    message: str = ""
+
+
+class ErrorEnvelope(_Open):
+    success: bool = False
+    data: None = None
+    message: str = Field(description="What is wrong, and how to fix it.")
+    code: str = Field(description="BAD_REQUEST, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, CONFLICT, RUNTIME_UNAVAILABLE ...")
+    field: str | None = None
+
+
+class ListJobsRequest(_Open):
+    keyword: str | None = Field(None, description="Part of the job name or id.")
+    status: str | list[str] | None = Field(None, description="Running, Pending ... (any case).")
+    owner: str | None = None
+    pageNumber: int = Field(1, ge=1)
+    pageSize: int = Field(10, ge=1, le=100)
+
+
+class JobSummary(_Open):
+    jobId: str
+    jobName: str
+    status: str = Field(description="Pending, Queued, Running, Succeeded, Failed, Stopping, Stopped")
+    owner: str
+    resourcePoolId: str
+    queue: str
+    priority: int
+    createdAt: str
+    startedAt: str | None = None
+    finishedAt: str | None = None
+
+
+class JobList(_Open):
+    jobs: list[JobSummary]
+    totalCount: int
+
+
+class PodInfo(_Open):
+    name: str
+    status: str
+    phase: str
+    nodeName: str | None = None
+
+
+class JobDetail(JobSummary):
+    config: dict[str, Any]
+    pods: list[PodInfo]
+    job: dict[str, Any] | None = Field(None, description="The same job again (legacy clients read data.job).")
+
+
+class EnvVar(_Open):
+    name: str
+    value: str
+
+
+class FlatCreateRequest(_Open):
+    """The documented body of POST /api/jobs/create."""
+
+    jobName: str
+    image: str
+    command: list[str] = Field(description="argv, e.g. [\"python\", \"train.py\"]")
+    resourcePoolId: str | None = None
+    queue: str | None = None
+
+
+class Gpu(_Open):
+    count: int = 0
+
+
+class UnifiedResources(_Open):
+    cpus: float | None = None
+    memory: float | None = Field(None, description="GiB")
+    gpu: Gpu | None = None
+
+
+class Volume(_Open):
+    """Accepted and ignored: no runtime mounts volumes yet."""
+
+    type: str | None = None
+    name: str | None = None
+    mountPath: str | None = None
+    sourcePath: str | None = None
+    readOnly: bool | None = None
+
+
+class Container(_Open):
+    image: str
+    command: list[str] | None = None
+    resources: UnifiedResources | None = None
+    envs: list[EnvVar] | None = None
+    volumes: list[Volume] | None = Field(None, description="Accepted and ignored.")
+
+
+class UnifiedTaskParams(_Open):
+    name: str
+    queueName: str | None = None
+    replicas: int | None = 1
+    container: Container
+    command: str | None = Field(None, description="A shell line; replaces container.command.")
+    priority: str | int | None = Field(None, description="low, normal, high, urgent or a number.")
+    maxRetries: int | None = 0
+
+
+class NativeJobSpec(_Open):
+    replicas: int | None = 1
+    image: str
+    envs: list[EnvVar] | None = None
+
+
+class NativeTaskParams(_Open):
+    name: str
+    queue: str | None = None
+    jobType: str | None = Field(None, description="Accepted and ignored.")
+    command: str = Field(description="A shell line.")
+    jobSpec: NativeJobSpec
+    labels: dict[str, str] | None = None
+    datasources: list[Any] | None = Field(None, description="Accepted and ignored.")
+
+
+class TaskParamsRequest(_Open):
+    taskParams: UnifiedTaskParams | NativeTaskParams | str = Field(
+        description="The unified or native shape, as an object or a JSON string of one."
+    )
+
+
+class CreatedJob(_Open):
+    jobId: str
+    jobName: str
+
+
+class StoppedJob(_Open):
+    jobId: str
+    status: str
+
+
+class DeletedJob(_Open):
+    jobId: str
+
+
+class JobEventInfo(_Open):
+    type: str = Field(description="Normal or Warning")
+    reason: str
+    message: str
+    timestamp: str
+
+
+class JobEvents(_Open):
+    events: list[JobEventInfo]
+
+
+class PodLogs(_Open):
+    logs: str
+
+
+class WebTerminal(_Open):
+    webTerminalUrl: str = Field(description="ws(s)://<host>/webterminal/<credential>; single use.")
+    WebTerminalUrl: str = Field(description="The same URL (legacy spelling).")
+    expiresAt: str
+
+
+CREATE_SHAPES = (FlatCreateRequest, TaskParamsRequest)
+REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES)

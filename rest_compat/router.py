@@ -1,0 +1,199 @@
+"""The /api/jobs routes: each maps path, query and body onto variables, runs its named
+operation in-process and answers the legacy envelope."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from sse_starlette import EventSourceResponse
+from starlette.responses import JSONResponse
+
+from app.domain.principal import Principal
+from app.graphql.context import GraphQLContext
+from app.web.auth import UNAUTHENTICATED_MESSAGE, PrincipalDep, ServicesDep
+from app.web.graphql_route import build_context
+from rest_compat import models, shapes
+from rest_compat.envelope import (
+    INVALID_SPEC_STATUS,
+    RestError,
+    error_of,
+    failure_body,
+    ok,
+)
+from rest_compat.executor import Operations
+
+CREATED = "训练任务创建成功"
+STOPPED = "任务已停止"
+DELETED = "任务已删除"
+
+# Operation per route; start-up fails if the document lacks one (see Operations.load).
+ROUTE_OPERATIONS = (
+    "RestListJobs", "RestGetJob", "RestCreateJob", "RestStopJob", "RestDeleteJob",
+    "RestJobEvents", "RestPodLogs", "RestFollowPodLogs", "RestOpenWebTerminal",
+)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": models.ErrorEnvelope, "description": text}
+    for status, text in (
+        (400, "Malformed request"), (401, "No or bad credentials"),
+        (404, "Unknown job or pod"), (503, "Runtime unavailable"),
+    )
+}
+
+
+async def rest_context(
+    request: Request, services: ServicesDep, principal: PrincipalDep
+) -> GraphQLContext:
+    if principal is None:
+        raise RestError("UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+    return build_context(request, services, principal)
+
+
+Context = Annotated[GraphQLContext, Depends(rest_context)]
+
+
+def _body_doc(*models_: type) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{m.__name__}"} for m in models_]
+    schema = refs[0] if len(refs) == 1 else {"oneOf": refs}
+    return {"requestBody": {"required": False, "content": {"application/json": {"schema": schema}}}}
+
+
+def rest_router(operations: Operations) -> APIRouter:
+    router = APIRouter(prefix="/api/jobs", tags=["jobs (REST compatibility)"], responses=ERRORS)
+
+    async def run(
+        name: str, variables: dict[str, Any], context: GraphQLContext, *,
+        field: str | None = None, invalid_argument: int = 400,
+        variable_names: dict[str, str] | None = None,
+    ) -> Any:
+        """Execute an operation; its root field's value, or a RestError."""
+        result = await operations.execute(name, variables=variables, context=context)
+        data = (result.data or {}).get(field) if field else result.data
+        error = error_of(
+            result, data if isinstance(data, dict) else None,
+            invalid_argument=invalid_argument, variable_names=variable_names,
+        )
+        if error:
+            raise error
+        return data
+
+    @router.post(
+        "", summary="List jobs", response_model=models.Envelope[models.JobList],
+        openapi_extra=_body_doc(models.ListJobsRequest),
+    )
+    async def list_jobs(
+        request: Request, context: Context,
+        resourcePoolId: str | None = None, queueID: str | None = None,
+    ) -> JSONResponse:
+        body = shapes.parse_json_body(await request.body())
+        variables = shapes.list_variables(body, resource_pool_id=resourcePoolId, queue=queueID)
+        page = await run("RestListJobs", variables, context, field="jobs",
+                         variable_names={"first": "pageSize", "offset": "pageNumber"})
+        return ok({"jobs": [shapes.legacy_job(j) for j in page["jobs"]], "totalCount": page["totalCount"]})
+
+    @router.post(
+        "/create", summary="Create a job (flat, taskParams unified or native shape)",
+        response_model=models.Envelope[models.CreatedJob],
+        responses={422: {"model": models.ErrorEnvelope, "description": "Invalid job spec"}},
+        openapi_extra=_body_doc(*models.CREATE_SHAPES),
+    )
+    async def create_job(request: Request, context: Context) -> JSONResponse:
+        body = shapes.parse_json_body(await request.body())
+        variables = {"input": shapes.create_input(
+            body, idempotency_key=request.headers.get("idempotency-key"))}
+        payload = await run("RestCreateJob", variables, context, field="createJob",
+                            invalid_argument=INVALID_SPEC_STATUS)
+        job = payload["job"]
+        return ok({"jobId": job["jobId"], "jobName": job["jobName"]}, CREATED)
+
+    @router.get("/{jobId}", summary="One job, with its config and pods",
+                response_model=models.Envelope[models.JobDetail])
+    async def get_job(
+        jobId: str, context: Context,
+        needDetail: Annotated[bool, Query(description="Accepted; details always come.")] = True,
+    ) -> JSONResponse:
+        job = shapes.legacy_job(await run("RestGetJob", {"jobId": jobId}, context, field="job"))
+        return ok({**job, "job": job})
+
+    @router.post("/{jobId}/stop", summary="Stop a job",
+                 response_model=models.Envelope[models.StoppedJob],
+                 responses={409: {"model": models.ErrorEnvelope, "description": "Job already ended"}})
+    async def stop_job(jobId: str, context: Context) -> JSONResponse:
+        payload = await run("RestStopJob", {"jobId": jobId}, context, field="stopJob")
+        return ok(shapes.legacy_job(payload["job"]), STOPPED)
+
+    @router.delete("/{jobId}", summary="Delete a job",
+                   response_model=models.Envelope[models.DeletedJob])
+    async def delete_job(jobId: str, context: Context) -> JSONResponse:
+        payload = await run("RestDeleteJob", {"jobId": jobId}, context, field="deleteJob")
+        return ok({"jobId": payload["jobId"]}, DELETED)
+
+    @router.get("/{jobId}/events", summary="A job's events, oldest first",
+                response_model=models.Envelope[models.JobEvents])
+    async def job_events(
+        jobId: str, context: Context,
+        startTime: Annotated[str | None, Query(description="ISO 8601")] = None,
+        endTime: Annotated[str | None, Query(description="ISO 8601")] = None,
+    ) -> JSONResponse:
+        variables = {"jobId": jobId, "since": startTime or None, "until": endTime or None}
+        job = await run("RestJobEvents", variables, context, field="job",
+                        variable_names={"since": "startTime", "until": "endTime"})
+        return ok({"events": job["events"]})
+
+    @router.get(
+        "/{jobId}/pods/{podName}/logs", summary="A pod's log (follow=true: a text/event-stream)",
+        response_model=models.Envelope[models.PodLogs],
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
+    async def pod_logs(
+        jobId: str, podName: str, context: Context,
+        tailLines: int | None = None, follow: bool = False,
+        keywords: Annotated[str | None, Query(description="Only lines containing it.")] = None,
+        keyword: Annotated[str | None, Query(include_in_schema=False)] = None,
+        maxLines: int | None = None,
+        startTime: Annotated[str | None, Query(description="Accepted; not applied.")] = None,
+        endTime: Annotated[str | None, Query(description="Accepted; not applied.")] = None,
+    ) -> Any:
+        variables = {"jobId": jobId, "podName": podName, "tailLines": tailLines,
+                     "keyword": keywords or keyword or None}
+        if not follow:
+            job = await run("RestPodLogs", {**variables, "maxLines": maxLines}, context, field="job")
+            return ok({"logs": job["logs"]})
+        # Refuse what would fail (unknown job or pod, bad tailLines) as a JSON answer before
+        # a stream starts: the same checks, run with nothing to read (tail 0, follow off).
+        check_tail = min(tailLines, 0) if tailLines is not None else 0
+        await run("RestPodLogs", {**variables, "tailLines": check_tail, "maxLines": 0},
+                  context, field="job")
+        stream = await operations.subscribe("RestFollowPodLogs", variables=variables, context=context)
+        return EventSourceResponse(_log_events(stream), ping=15)
+
+    @router.get("/{jobId}/pods/{podName}/webterminal", summary="A web-terminal URL for a pod",
+                response_model=models.Envelope[models.WebTerminal])
+    async def web_terminal(
+        jobId: str, podName: str, context: Context,
+        handshakeTimeoutSecond: int | None = None, pingTimeoutSecond: int | None = None,
+    ) -> JSONResponse:
+        payload = await run("RestOpenWebTerminal", {"jobId": jobId, "podName": podName},
+                            context, field="openWebTerminal")
+        url = payload["url"]
+        return ok({"webTerminalUrl": url, "WebTerminalUrl": url, "expiresAt": payload["expiresAt"]})
+
+    return router
+
+
+async def _log_events(stream: AsyncIterator[Any]) -> AsyncIterator[dict[str, str]]:
+    """One SSE message per log line, then `end`; a failure mid-stream is an `error`
+    event carrying the envelope."""
+    try:
+        async for result in stream:
+            error = error_of(result)
+            if error:
+                yield {"event": "error", "data": json.dumps(failure_body(error), ensure_ascii=False)}
+                return
+            yield {"data": result.data["podLogs"]}
+        yield {"event": "end", "data": ""}
+    finally:
+        await stream.aclose()

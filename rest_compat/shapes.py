@@ -1,0 +1,252 @@
+"""Shape translation between the legacy REST bodies and the GraphQL variables/results.
+
+Spelling and layout only. Every rule about what a valid job is lives in the core; here
+absent required fields are passed as empty values so that the core's own message
+("name must not be empty", "command must be a non-empty list ...") reaches the client.
+Two things are decided here because they are about the legacy shapes themselves:
+priority words go through the domain's `parse_priority`, and a status filter through
+`JobStatus.parse` (either spelling, any case)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from app.domain.errors import DomainError
+from app.domain.jobs import JobStatus
+from app.domain.validation import parse_priority
+from rest_compat.envelope import INVALID_SPEC_STATUS, RestError, http_status
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PAGE_SIZE = 10  # the REST contract's default (GraphQL's is its own)
+SHELL = ["/bin/sh", "-c"]
+
+# Accepted by the legacy shapes, not supported by any runtime yet: ignored, and logged
+# (see rest_compat/README.md).
+IGNORED_FIELDS = ("volumes", "datasources", "jobType")
+
+
+def bad_request(message: str, field: str | None = None) -> RestError:
+    return RestError("BAD_REQUEST", message, field=field)
+
+
+def invalid_spec(error: DomainError) -> RestError:
+    return RestError(
+        error.code, error.message, field=error.field,
+        status=http_status(error.code, invalid_argument=INVALID_SPEC_STATUS),
+    )
+
+
+def parse_json_body(raw: bytes) -> dict[str, Any]:
+    """The request body as an object; no body at all counts as `{}`."""
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise bad_request(f"request body is not valid JSON: {error}") from None
+    if body is None:
+        return {}
+    if not isinstance(body, dict):
+        raise bad_request("request body must be a JSON object")
+    return body
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise bad_request(f"{where} must be an object", field=where)
+    return value
+
+
+def _whole_number(value: Any, where: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise bad_request(f"{where} must be an integer, got {value!r}", field=where)
+    return value
+
+
+# -- list -------------------------------------------------------------------------------
+
+def list_variables(
+    body: dict[str, Any], *, resource_pool_id: str | None, queue: str | None
+) -> dict[str, Any]:
+    page_number = _whole_number(body.get("pageNumber"), "pageNumber", 1)
+    page_size = _whole_number(body.get("pageSize"), "pageSize", DEFAULT_PAGE_SIZE)
+    if page_number < 1:
+        raise bad_request(f"pageNumber starts at 1, got {page_number}", field="pageNumber")
+    statuses = body.get("status")
+    if isinstance(statuses, str):
+        statuses = [statuses] if statuses.strip() else []
+    if statuses is not None and not (
+        isinstance(statuses, list) and all(isinstance(s, str) for s in statuses)
+    ):
+        raise bad_request("status must be a status name or a list of them", field="status")
+    try:
+        status_names = [JobStatus.parse(s).value for s in statuses or ()]
+    except DomainError as error:
+        raise RestError(error.code, error.message, field="status") from None
+    job_filter = {
+        "keyword": body.get("keyword") or None,
+        "status": status_names or None,
+        "owner": body.get("owner") or None,
+        "resourcePoolId": resource_pool_id or body.get("resourcePoolId") or None,
+        "queue": queue or body.get("queueID") or body.get("queue") or None,
+    }
+    return {
+        "filter": {k: v for k, v in job_filter.items() if v is not None},
+        "first": page_size,
+        # Past the core's bound this is refused there, with its message.
+        "offset": (page_number - 1) * max(page_size, 0),
+    }
+
+
+# -- create -----------------------------------------------------------------------------
+
+def _shell(command: Any) -> Any:
+    """A command string runs through a shell; a list is argv; anything else goes on
+    unchanged so the schema's type check reports it."""
+    if isinstance(command, str):
+        return [*SHELL, command] if command.strip() else []
+    return command
+
+
+def _priority(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_priority(value)
+        except DomainError as error:
+            raise invalid_spec(error) from None
+    return value
+
+
+def _gpu(value: Any) -> Any:
+    if isinstance(value, dict):
+        return value.get("count")
+    return value
+
+
+def _resources(value: Any, where: str) -> dict[str, Any] | None:
+    res = _object(value, where)
+    if not res:
+        return None
+    return {"cpus": res.get("cpus"), "memory": res.get("memory"), "gpu": _gpu(res.get("gpu"))}
+
+
+def _require_image(image: Any, where: str) -> Any:
+    # The legacy request shapes all carry an image (the documented body lists it):
+    # a shape requirement, reported like a spec error.
+    if image is None or (isinstance(image, str) and not image.strip()):
+        raise RestError(
+            "INVALID_ARGUMENT", f"{where} is required, e.g. \"registry/image:tag\"",
+            field=where, status=INVALID_SPEC_STATUS,
+        )
+    return image
+
+
+def _flat(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": body.get("jobName", body.get("name")) or "",
+        "image": _require_image(body.get("image"), "image"),
+        "command": _shell(body.get("command")) or [],
+        "resourcePoolId": body.get("resourcePoolId"),
+        "queue": body.get("queue", body.get("queueName")),
+        "replicas": body.get("replicas"),
+        "resources": _resources(body.get("resources"), "resources"),
+        "envs": body.get("envs"),
+        "priority": _priority(body.get("priority")),
+        "maxRetries": body.get("maxRetries"),
+        "timeoutSeconds": body.get("timeoutSeconds"),
+        "labels": body.get("labels"),
+    }
+
+
+def _unified(params: dict[str, Any]) -> dict[str, Any]:
+    container = _object(params.get("container"), "taskParams.container")
+    command = params.get("command")
+    command = _shell(command) if isinstance(command, str) and command.strip() else container.get("command")
+    return {
+        "name": params.get("name") or "",
+        "image": _require_image(container.get("image"), "taskParams.container.image"),
+        "command": command or [],
+        "resourcePoolId": params.get("resourcePoolId"),
+        "queue": params.get("queueName", params.get("queue")),
+        "replicas": params.get("replicas"),
+        "resources": _resources(container.get("resources"), "taskParams.container.resources"),
+        "envs": container.get("envs"),
+        "priority": _priority(params.get("priority")),
+        "maxRetries": params.get("maxRetries"),
+        "timeoutSeconds": params.get("timeoutSeconds"),
+        "labels": params.get("labels"),
+    }
+
+
+def _native(params: dict[str, Any]) -> dict[str, Any]:
+    spec = _object(params.get("jobSpec"), "taskParams.jobSpec")
+    return {
+        "name": params.get("name") or "",
+        "image": _require_image(spec.get("image"), "taskParams.jobSpec.image"),
+        "command": _shell(params.get("command", spec.get("command"))) or [],
+        "resourcePoolId": params.get("resourcePoolId"),
+        "queue": params.get("queue", params.get("queueName")),
+        "replicas": spec.get("replicas"),
+        "resources": _resources(spec.get("resources"), "taskParams.jobSpec.resources"),
+        "envs": spec.get("envs"),
+        "priority": _priority(params.get("priority")),
+        "maxRetries": params.get("maxRetries"),
+        "timeoutSeconds": params.get("timeoutSeconds"),
+        "labels": params.get("labels"),
+    }
+
+
+def _task_params(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as error:
+            raise bad_request(f"taskParams is not valid JSON: {error}", field="taskParams") from None
+    if not isinstance(value, dict):
+        raise bad_request("taskParams must be an object or a JSON string of one", field="taskParams")
+    return value
+
+
+def _ignored(shape: dict[str, Any]) -> list[str]:
+    found = [k for k in IGNORED_FIELDS if shape.get(k)]
+    for nested in ("container", "jobSpec"):
+        inner = shape.get(nested)
+        if isinstance(inner, dict):
+            found += [f"{nested}.{k}" for k in IGNORED_FIELDS if inner.get(k)]
+    return found
+
+
+def create_input(body: dict[str, Any], *, idempotency_key: str | None = None) -> dict[str, Any]:
+    """The `CreateJobInput` for any of the three create shapes."""
+    if "taskParams" in body:
+        params = _task_params(body["taskParams"])
+        shape, translated = ("native", _native(params)) if "jobSpec" in params else ("unified", _unified(params))
+    else:
+        params, shape, translated = body, "flat", _flat(body)
+    ignored = _ignored(params)
+    if ignored:
+        log.info("rest.create.ignored_fields", shape=shape, fields=ignored)
+    if idempotency_key:
+        translated["idempotencyKey"] = idempotency_key
+    return {k: v for k, v in translated.items() if v is not None}
+
+
+# -- results ----------------------------------------------------------------------------
+
+def legacy_status(status: str | None) -> str | None:
+    """GraphQL's RUNNING is the REST facade's Running."""
+    return JobStatus(status).legacy if status else status
+
+
+def legacy_job(job: dict[str, Any]) -> dict[str, Any]:
+    return {**job, "status": legacy_status(job.get("status"))}
