@@ -14,9 +14,9 @@ from app.services import Services
 class Loaders:
     """Batching per request: a page of jobs with their pods costs one pods query."""
 
-    def __init__(self, services: Services) -> None:
-        self.pods = DataLoader[str, list[Pod]](self._load_pods)
-        self.events = DataLoader[str, list[JobEvent]](self._load_events)
+    def __init__(self, services: Services, *, cache: bool = True) -> None:
+        self.pods = DataLoader[str, list[Pod]](self._load_pods, cache=cache)
+        self.events = DataLoader[str, list[JobEvent]](self._load_events, cache=cache)
         self._services = services
 
     async def _load_pods(self, job_ids: list[str]) -> list[list[Pod]]:
@@ -30,7 +30,12 @@ class Loaders:
 
 class GraphQLContext(BaseContext):
     def __init__(
-        self, *, services: Services, principal: Principal | None, public_url: str | None = None
+        self,
+        *,
+        services: Services,
+        principal: Principal | None,
+        public_url: str | None = None,
+        cache_loads: bool = True,
     ) -> None:
         super().__init__()
         self.services = services
@@ -38,7 +43,7 @@ class GraphQLContext(BaseContext):
         # How clients reach this server (e.g. https://jobs.example.com), for URLs handed
         # out such as web-terminal links; set by whoever builds the context from a request.
         self.public_url = public_url
-        self.loaders = Loaders(services)
+        self.loaders = Loaders(services, cache=cache_loads)
 
     @property
     def actor(self) -> Principal:

@@ -9,12 +9,14 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from app.domain.errors import Unauthenticated
 from app.settings import Settings
 from app.web import health
 from app.web.bootstrap import start_services, stop_services
 from app.web.datadir import DataDirLock
+from app.web.graphiql import STATIC_DIR
 from app.web.graphql_route import graphql_router
 from rest_compat.app import install as install_rest_facade
 
@@ -69,6 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     app.include_router(health.router)
+    # GraphiQL's and the terminal page's scripts, from `make assets`; no CDN needed.
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     # The REST facade; its operations are validated here, so a bad one stops start-up.
     install_rest_facade(app)

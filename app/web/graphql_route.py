@@ -1,17 +1,29 @@
-"""The GraphQL endpoint: POST for operations, GET for GraphiQL."""
+"""The GraphQL endpoint: POST for operations, GET for GraphiQL (served without a CDN),
+WebSocket for subscriptions (graphql-transport-ws and the legacy graphql-ws)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import HTTPConnection
+from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 from app.domain.errors import Unauthenticated
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
 from app.graphql.schema import schema
 from app.services import Services
-from app.web.auth import UNAUTHENTICATED_MESSAGE, PrincipalDep, ServicesDep
+from app.web.auth import UNAUTHENTICATED_MESSAGE, PrincipalDep, ServicesDep, authenticate, bearer_token
+from app.web.graphiql import offline_graphiql_html
 from app.web.public_url import public_base_url
+
+# graphql-transport-ws's close code for a connection_init that is not authorised.
+UNAUTHORIZED_CLOSE = 4401
 
 
 def build_context(
@@ -22,6 +34,8 @@ def build_context(
         services=services,
         principal=principal,
         public_url=public_base_url(conn, services.settings),
+        # A WebSocket's context lives as long as the socket: no caching loaders there.
+        cache_loads=conn.scope["type"] == "http",
     )
 
 
@@ -29,7 +43,7 @@ async def graphql_context(
     conn: HTTPConnection, services: ServicesDep, principal: PrincipalDep
 ) -> GraphQLContext:
     # The GraphiQL page itself is public (a browser cannot attach a header to it);
-    # every operation needs a principal.
+    # every operation needs a principal. WebSockets authenticate in connection_init.
     is_ide_page = (
         conn.scope["type"] == "http"
         and conn.scope["method"] == "GET"
@@ -40,5 +54,54 @@ async def graphql_context(
     return build_context(conn, services, principal)
 
 
+def _token_from(params: dict[str, Any]) -> str | None:
+    """`connectionParams` as clients send them: {"Authorization": "Bearer x"},
+    {"authorization": ...}, {"token": "x"} or {"authToken": "x"}."""
+    for key in ("Authorization", "authorization"):
+        if isinstance(params.get(key), str):
+            return bearer_token(params[key]) or params[key].strip() or None
+    for key in ("token", "authToken"):
+        if isinstance(params.get(key), str):
+            return params[key].strip() or None
+    headers = params.get("headers")
+    return _token_from(headers) if isinstance(headers, dict) else None
+
+
+async def authorise_socket(context: GraphQLContext, params: Any) -> bool:
+    """Checked once, at connection_init; the socket's operations run as this principal."""
+    if context.principal is None and isinstance(params, dict):
+        request = context.request
+        client = request.client.host if request is not None and request.client else None
+        context.principal = await authenticate(context.services, _token_from(params), client)
+    return context.principal is not None
+
+
+class TransportWSHandler(BaseGraphQLTransportWSHandler):
+    async def handle_connection_init(self, message) -> None:
+        if not await authorise_socket(self.context, message.get("payload")):
+            await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
+            return
+        await super().handle_connection_init(message)
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    async def handle_connection_init(self, message) -> None:
+        if not await authorise_socket(self.context, message.get("payload")):
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": UNAUTHENTICATED_MESSAGE}}
+            )
+            await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
+            return
+        await super().handle_connection_init(message)
+
+
+class JobgraphGraphQLRouter(GraphQLRouter):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
+    async def render_graphql_ide(self, request) -> HTMLResponse:
+        return HTMLResponse(offline_graphiql_html())
+
+
 def graphql_router() -> GraphQLRouter:
-    return GraphQLRouter(schema, context_getter=graphql_context, graphql_ide="graphiql")
+    return JobgraphGraphQLRouter(schema, context_getter=graphql_context, graphql_ide="graphiql")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from tests.support.jobs import DELETE_JOB, GET_JOB, PY, STOP_JOB, create_job
@@ -60,3 +62,14 @@ async def test_resource_pools_are_listed(alice):
     assert data["resourcePools"][0] == {
         "id": "local", "runtime": "local", "queues": ["default", "high"], "maxConcurrentJobs": 4
     }
+
+
+async def test_graphiql_needs_no_cdn(running):
+    async with httpx.AsyncClient(base_url=running.server.url) as http:
+        page = (await http.get("/graphql", headers={"Accept": "text/html"})).text
+        assert "unpkg.com" not in page and "cdn" not in page.lower()
+        assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+        assert len(assets) >= 5
+        for asset in assets:
+            response = await http.get(asset)
+            assert response.status_code == 200 and len(response.content) > 500, asset
