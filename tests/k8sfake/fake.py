@@ -1,0 +1,407 @@
+"""``FakeKubernetes``: the server, its store, simulated controllers, test hooks and fault hooks.
+
+TEST DOUBLE: part of the fake Kubernetes API server under tests/; never shipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import json
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from .controllers import QUEUE_LABEL, Delays, JobController, Kubelet, has_condition
+from .events import EventRecorder
+from .logs import ContainerLog
+from .server import RecordedRequest, build_app
+from .store import Clock, Store
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    method: str | None = None
+    path: str | re.Pattern[str] | None = None
+    drop: bool = False
+    message: str | None = None
+    remaining: int = 1
+
+    def matches(self, request: web.Request) -> bool:
+        if self.method and request.method != self.method.upper():
+            return False
+        if self.path is None:
+            return True
+        if isinstance(self.path, re.Pattern):
+            return bool(self.path.search(request.path))
+        return request.path.startswith(self.path)
+
+
+@dataclass
+class Delay:
+    seconds: float
+    method: str | None = None
+    path: str | None = None
+    remaining: int | None = None  # None = until cleared
+
+
+@dataclass
+class Faults:
+    queue: list[Fault] = field(default_factory=list)
+    delays: list[Delay] = field(default_factory=list)
+
+    def take(self, request: web.Request) -> Fault | None:
+        for f in self.queue:
+            if f.remaining > 0 and f.matches(request):
+                f.remaining -= 1
+                if f.remaining == 0:
+                    self.queue.remove(f)
+                return f
+        return None
+
+    def delay_for(self, request: web.Request) -> float:
+        for d in self.delays:
+            if d.method and d.method.upper() != request.method:
+                continue
+            if d.path and not request.path.startswith(d.path):
+                continue
+            if d.remaining is not None:
+                d.remaining -= 1
+                if d.remaining <= 0:
+                    self.delays.remove(d)
+            return d.seconds
+        return 0.0
+
+
+class FakeKubernetes:
+    """A faithful-enough fake of kube-apiserver + job controller + scheduler + kubelet.
+
+    Use ``async with FakeKubernetes.running(token="test-token") as fake:`` in a running loop.
+    """
+
+    def __init__(self, *, token: str | list[str] = "test-token", delays: Delays | None = None,
+                 history_size: int = 1000, kueue: bool = False,
+                 kueue_capacity: int | None = None, namespace: str = "default") -> None:
+        self.tokens = {token} if isinstance(token, str) else set(token)
+        self.token = token if isinstance(token, str) else next(iter(token))
+        self.delays = delays or Delays()
+        self.namespace = namespace
+        self.clock = Clock()
+        self.store = Store(self.clock, history_size)
+        self.recorder = EventRecorder(self.store)
+        self.requests: list[RecordedRequest] = []
+        self.faults = Faults()
+        self.logs: dict[str, ContainerLog] = {}  # containerID -> log
+        self.log_streams: set[asyncio.Future[Any]] = set()
+        self.exec_sessions: set[Any] = set()
+        self.controller_errors: list[str] = []
+        self.kueue = kueue or kueue_capacity is not None
+        self.kueue_capacity = kueue_capacity
+        self.closing = False
+        self.port: int | None = None
+        self.jobs = JobController(self)
+        self.kubelet = Kubelet(self)
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._bookmark_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls, **kwargs: Any) -> AsyncIterator[FakeKubernetes]:
+        """Start on 127.0.0.1:<free port> in the running loop; tear everything down after."""
+        fake = cls(**kwargs)
+        await fake.start()
+        try:
+            yield fake
+        finally:
+            await fake.stop()
+
+    async def start(self, port: int = 0) -> None:
+        for key in ("NO_PROXY", "no_proxy"):
+            current = [p for p in os.environ.get(key, "").split(",") if p]
+            for host in ("127.0.0.1", "localhost"):
+                if host not in current:
+                    current.append(host)
+            os.environ[key] = ",".join(current)
+        self.jobs.start()
+        self.kubelet.start()
+        self._runner = web.AppRunner(build_app(self), handle_signals=False,
+                                     access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        self._site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
+        await self._site.start()
+        server = self._site._server  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]
+        if self.delays.bookmark_interval:
+            self._bookmark_task = asyncio.create_task(self._bookmarks())
+
+    async def stop(self) -> None:
+        self.closing = True
+        self.store.close_all_watches()
+        for fut in list(self.log_streams):
+            fut.cancel()
+        for session in list(self.exec_sessions):
+            session.kill()
+        if self._bookmark_task:
+            self._bookmark_task.cancel()
+        await self.jobs.stop()
+        await self.kubelet.stop()
+        for log in self.logs.values():
+            if not log.closed:
+                log.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.delays.bookmark_interval or 60)
+            self.store.bookmark()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def kubeconfig_dict(self, namespace: str | None = None) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": self.token}}],
+            "contexts": [{"name": "fake", "context": {
+                "cluster": "fake", "user": "fake", "namespace": namespace or self.namespace}}],
+        }
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str | None = None) -> Path:
+        """Write a kubeconfig (JSON is valid YAML) for ``load_kube_config(config_file=path)``."""
+        p = Path(path)
+        p.write_text(json.dumps(self.kubeconfig_dict(namespace), indent=2))
+        return p
+
+    # -- fault hooks ---------------------------------------------------------------------
+    def fail_next(self, n: int = 1, *, status: int = 500, method: str | None = None,
+                  path: str | re.Pattern[str] | None = None, drop: bool = False,
+                  message: str | None = None) -> Fault:
+        """The next ``n`` matching requests fail with ``status`` (a Status body), or with a
+        dropped connection when ``drop=True``. 429 carries ``Retry-After: 1``."""
+        fault = Fault(status=status, method=method, path=path, drop=drop, message=message,
+                      remaining=n)
+        self.faults.queue.append(fault)
+        return fault
+
+    def slow(self, seconds: float, *, method: str | None = None, path: str | None = None,
+             n: int | None = None) -> Delay:
+        """Delay matching requests by ``seconds`` (all of them, or the next ``n``)."""
+        d = Delay(seconds, method, path, n)
+        self.faults.delays.append(d)
+        return d
+
+    def clear_faults(self) -> None:
+        self.faults.queue.clear()
+        self.faults.delays.clear()
+
+    def close_all_watches(self) -> int:
+        """End every open watch stream cleanly (EOF): clients reconnect with their last RV."""
+        return self.store.close_all_watches()
+
+    def send_bookmarks(self) -> int:
+        """Send a BOOKMARK (current RV) to every watch that allowed bookmarks."""
+        return self.store.bookmark()
+
+    def compact(self) -> int:
+        """Forget the watch history: resuming from any older RV gets ERROR 410 Expired."""
+        return self.store.compact()
+
+    async def go_offline(self) -> None:
+        """Stop listening and cut every open connection (watches, keep-alive, logs, exec)."""
+        self.store.close_all_watches()
+        for session in list(self.exec_sessions):
+            session.kill()
+        assert self._site is not None and self._runner is not None
+        await self._site.stop()
+        server = self._runner.server
+        if server is not None:
+            for handler in list(server.connections):
+                transport = handler.transport
+                if transport is not None:
+                    transport.abort()
+        await asyncio.sleep(0)
+
+    async def go_online(self) -> None:
+        """Listen again on the same port."""
+        assert self._runner is not None and self.port is not None
+        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        await self._site.start()
+
+    # -- observation / determinism -------------------------------------------------------
+    def calls(self, method: str | None = None, path: str | None = None) -> list[RecordedRequest]:
+        """Recorded Kubernetes API requests, filtered by method and path prefix (or regex)."""
+        out = []
+        for r in self.requests:
+            if method and r.method != method.upper():
+                continue
+            if path and not (r.path.startswith(path) or re.search(path, r.path)):
+                continue
+            out.append(r)
+        return out
+
+    @property
+    def idle(self) -> bool:
+        return self.jobs.idle and self.kubelet.idle
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Until no controller work is queued and no pod is between kubelet stages (running
+        containers and pods stuck by their scenario count as settled)."""
+        async def settle() -> None:
+            stable = 0
+            while stable < 3:
+                await asyncio.sleep(0)
+                stable = stable + 1 if self.idle else 0
+                if not self.idle:
+                    await asyncio.sleep(0.005)
+        await asyncio.wait_for(settle(), timeout)
+
+    async def advance(self, seconds: float) -> None:
+        """Move the virtual clock forward (stage delays, run-seconds, activeDeadlineSeconds)."""
+        self.clock.advance(seconds)
+        await asyncio.sleep(0)
+        for job in self.store.list("jobs"):
+            self.jobs.enqueue(job["metadata"]["namespace"], job["metadata"]["name"])
+        await self.wait_idle()
+
+    async def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+        """Wait (on store changes, not wall-clock sleeps) until ``predicate()`` is truthy."""
+        async def poll() -> Any:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                try:
+                    await asyncio.wait_for(self._changed(), 0.05)
+                except TimeoutError:
+                    pass
+        return await asyncio.wait_for(poll(), timeout)
+
+    async def _changed(self) -> None:
+        async with self.store.changed:
+            await self.store.changed.wait()
+
+    async def wait_job_condition(self, name: str, type_: str, namespace: str | None = None,
+                                 timeout: float = 10.0) -> dict[str, Any]:
+        ns = namespace or self.namespace
+        return await self.wait_for(lambda: (lambda j: j if j and has_condition(j, type_)
+                                            else None)(self.job(name, ns)), timeout)
+
+    def job(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.store.get("jobs", namespace or self.namespace, name)
+
+    def pod(self, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        return self.store.get("pods", namespace or self.namespace, name)
+
+    def pods_of(self, job_name: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        ns = namespace or self.namespace
+        return [p for p in self.store.list("pods", ns)
+                if (p["metadata"].get("labels") or {}).get("batch.kubernetes.io/job-name")
+                == job_name]
+
+    def events_for(self, name: str, namespace: str | None = None,
+                   kind: str | None = None) -> list[dict[str, Any]]:
+        ns = namespace or self.namespace
+        return sorted((e for e in self.store.list("events", ns)
+                       if e["involvedObject"].get("name") == name
+                       and (kind is None or e["involvedObject"].get("kind") == kind)),
+                      key=lambda e: int(e["metadata"]["resourceVersion"]))
+
+    def container_log(self, pod: str, container: str | None = None,
+                      namespace: str | None = None) -> str:
+        p = self.pod(pod, namespace)
+        assert p is not None, f"pod {pod} not found"
+        for st in (p.get("status") or {}).get("containerStatuses") or []:
+            if container in (None, st["name"]) and st.get("containerID"):
+                return self.logs[st["containerID"]].text()
+        return ""
+
+    # -- state hooks ---------------------------------------------------------------------
+    def set_status(self, resource: str, name: str, status: dict[str, Any],
+                   namespace: str | None = None) -> dict[str, Any]:
+        obj = self.store.require(resource, namespace or self.namespace, name)
+        obj["status"] = {**(obj.get("status") or {}), **status}
+        return self.store.replace(resource, obj)
+
+    def emit_event(self, obj: dict[str, Any], reason: str, message: str, *,
+                   type_: str = "Normal", component: str = "test") -> dict[str, Any]:
+        return self.recorder.legacy(obj, type_, reason, message, component=component)
+
+    def append_log(self, pod: str, text: str, container: str | None = None,
+                   namespace: str | None = None) -> None:
+        p = self.pod(pod, namespace)
+        assert p is not None
+        for st in (p.get("status") or {}).get("containerStatuses") or []:
+            if container in (None, st["name"]) and st.get("containerID"):
+                self.logs[st["containerID"]].append(text)
+                return
+        raise AssertionError(f"no started container in pod {pod}")
+
+    def terminate_container(self, pod: str, container: str | None = None,
+                            namespace: str | None = None, sig: int = 9) -> None:
+        p = self.pod(pod, namespace)
+        assert p is not None
+        for (uid, cname), run in list(self.kubelet.running.items()):
+            if uid == p["metadata"]["uid"] and container in (None, cname):
+                self.kubelet._signal(run, sig)
+
+    # -- Kueue-like admission --------------------------------------------------------------
+    def mutate_job(self, job: dict[str, Any]) -> None:
+        """Kueue's mutating webhook: queued jobs are created suspended."""
+        if self.kueue and QUEUE_LABEL in (job["metadata"].get("labels") or {}):
+            job.setdefault("spec", {})["suspend"] = True
+
+    def after_job_create(self, job: dict[str, Any]) -> None:
+        if self.kueue and QUEUE_LABEL in (job["metadata"].get("labels") or {}):
+            ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
+            self.recorder.legacy(job, "Normal", "CreatedWorkload",
+                                 f"Created Workload: {ns}/job-{name}-{job['metadata']['uid'][:5]}",
+                                 component="batch/job-kueue-controller")
+            self.kueue_tick()
+
+    def admit(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """Admit a suspended job (what Kueue does when the ClusterQueue has quota)."""
+        job = self.store.require("jobs", namespace or self.namespace, name)
+        job["spec"]["suspend"] = False
+        job = self.store.replace("jobs", job)
+        queue = (job["metadata"].get("labels") or {}).get(QUEUE_LABEL, "")
+        self.recorder.legacy(job, "Normal", "Started",
+                             f"Admitted by clusterQueue {queue or 'cluster-queue'}",
+                             component="batch/job-kueue-controller")
+        return job
+
+    def kueue_tick(self) -> None:
+        if self.kueue_capacity is None:
+            return
+        queued = [j for j in self.store.list("jobs")
+                  if QUEUE_LABEL in (j["metadata"].get("labels") or {})
+                  and not j["metadata"].get("deletionTimestamp")]
+        running = [j for j in queued if not j["spec"].get("suspend")
+                   and not has_condition(j, "Complete") and not has_condition(j, "Failed")]
+        waiting = sorted((j for j in queued if j["spec"].get("suspend")
+                          and not has_condition(j, "Complete") and not has_condition(j, "Failed")),
+                         key=lambda j: int(j["metadata"]["resourceVersion"]))
+        free = self.kueue_capacity - len(running)
+        for j in waiting[:max(0, free)]:
+            asyncio.get_running_loop().call_soon(
+                self._admit_if_suspended, j["metadata"]["namespace"], j["metadata"]["name"])
+
+    def _admit_if_suspended(self, ns: str, name: str) -> None:
+        job = self.store.get("jobs", ns, name)
+        if job is not None and job["spec"].get("suspend"):
+            self.admit(name, ns)
+
+
+_ = copy

@@ -1,0 +1,1 @@
+"""Contract tests: the fake Kubernetes API server driven only through kubernetes_asyncio."""
