@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.core.broker import Broker
 from app.core.jobs import JobService
+from app.core.live import LiveService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
@@ -23,6 +24,7 @@ class Services:
     runtimes: RuntimeRegistry
     broker: Broker
     jobs: JobService
+    live: LiveService
     tokens: TokenService
     sync: RuntimeSync
     terminal_tickets: TerminalTickets

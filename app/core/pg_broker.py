@@ -1,8 +1,9 @@
 """The broker over PostgreSQL LISTEN/NOTIFY, for several jobgraph replicas on one database.
 
-A NOTIFY payload is limited to 8000 bytes, so it names what changed (a job id, an event
-key) rather than carrying it; every replica, the publishing one included, hears it, reads
-the object once from the database and delivers it to its own subscribers.
+Every replica, the publishing one included, hears each notification and delivers it to
+its own subscribers. A job travels whole, so each status it passed through is seen; a
+NOTIFY payload is limited to 8000 bytes, so a job too large for it (a long command) is
+named by id and read back from the database instead.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.store.jobs import JobRepository
 
 log = structlog.get_logger(__name__)
 CHANNEL = "jobgraph_changes"
+MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
@@ -57,12 +59,16 @@ class PostgresBroker(Broker):
 
     def publish(self, topic: str, message: Any) -> None:
         if isinstance(message, Job):
-            note = {"topic": topic, "job": message.job_id}
+            note = {"topic": topic, "job": message.job_id, "snapshot": message.to_dict()}
         elif isinstance(message, JobEvent):
             note = {"topic": topic, "job": message.job_id, "event": message.key}
         else:
             raise TypeError(f"cannot publish {type(message).__name__} across replicas")
-        self._outbox.put_nowait(json.dumps(note))
+        payload = json.dumps(note)
+        if len(payload.encode()) > MAX_PAYLOAD:
+            note.pop("snapshot")
+            payload = json.dumps(note)
+        self._outbox.put_nowait(payload)
 
     async def _send_loop(self) -> None:
         while True:
@@ -83,7 +89,10 @@ class PostgresBroker(Broker):
             except Exception:
                 log.exception("broker.resolve_failed")
 
-    async def _resolve(self, note: dict[str, str]) -> None:
+    async def _resolve(self, note: dict[str, Any]) -> None:
+        if "snapshot" in note:
+            self.deliver(note["topic"], Job.from_dict(note["snapshot"]))
+            return
         async with self.db.reader() as session:
             if "event" in note:
                 message = await EventRepository(session).get(note["job"], note["event"])

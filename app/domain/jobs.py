@@ -167,6 +167,26 @@ class Job:
     def name(self) -> str:
         return self.spec.name
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (for passing a job between processes)."""
+        stamp = lambda t: t.isoformat() if t else None  # noqa: E731
+        return {
+            "jobId": self.job_id, "owner": self.owner, "config": self.spec.to_config(),
+            "status": self.status.value, "reason": self.reason, "exitCode": self.exit_code,
+            "createdAt": stamp(self.created_at), "startedAt": stamp(self.started_at),
+            "finishedAt": stamp(self.finished_at), "idempotencyKey": self.idempotency_key,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        stamp = lambda t: datetime.fromisoformat(t) if t else None  # noqa: E731
+        return cls(
+            job_id=data["jobId"], owner=data["owner"], spec=JobSpec.from_config(data["config"]),
+            status=JobStatus(data["status"]), reason=data["reason"], exit_code=data["exitCode"],
+            created_at=stamp(data["createdAt"]), started_at=stamp(data["startedAt"]),
+            finished_at=stamp(data["finishedAt"]), idempotency_key=data["idempotencyKey"],
+        )
+
     @property
     def resource_pool_id(self) -> str:
         return self.spec.resource_pool_id

@@ -4,13 +4,51 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
+from datetime import datetime
+
 import strawberry
 
-from app.graphql.types import Info
+from app.graphql.types import Info, Job, JobEvent
 
 
 @strawberry.type
 class Subscription:
+    @strawberry.subscription(
+        description="With `jobId`: the job now, then each time its status, pods or reason "
+        "change, ending after a final status. Without: every change of every job you may see."
+    )
+    async def job_updated(
+        self, info: Info, job_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[Job, None]:
+        live = info.context.services.live
+        actor = info.context.actor
+        stream = (
+            live.job_updates(actor=actor, job_id=job_id)
+            if job_id is not None
+            else live.all_job_updates(actor=actor)
+        )
+        try:
+            async for job in stream:
+                yield Job(job=job)
+        finally:
+            await stream.aclose()
+
+    @strawberry.subscription(
+        description="The job's stored events (from `since`), then new ones as they happen; "
+        "ends once the job has ended."
+    )
+    async def job_events(
+        self, info: Info, job_id: strawberry.ID, since: datetime | None = None
+    ) -> AsyncGenerator[JobEvent, None]:
+        stream = info.context.services.live.job_events(
+            actor=info.context.actor, job_id=job_id, since=since
+        )
+        try:
+            async for event in stream:
+                yield JobEvent.of(event)
+        finally:
+            await stream.aclose()
+
     @strawberry.subscription(
         description="A pod's log, one line per message: the last `tailLines` lines, then "
         "(with `follow`) new lines until the pod ends; only lines containing `keyword`."

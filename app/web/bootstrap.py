@@ -5,6 +5,8 @@ from __future__ import annotations
 import structlog
 
 from app.core.broker import Broker
+from app.core.live import LiveService
+from app.core.pg_broker import PostgresBroker
 from app.core.jobs import JobService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
@@ -35,9 +37,15 @@ def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
             root=settings.data_dir / "local" / pool.id,
             stop_grace_seconds=settings.stop_grace_seconds,
         )
-    raise ConfigurationError(
-        f"pool {pool.id!r}: the {pool.runtime!r} runtime is not available in this build"
-    )
+    if pool.runtime == "kubernetes":
+        from app.runtime.kubernetes import KubernetesRuntime
+        from app.runtime.kubernetes.options import PoolOptionsError
+
+        try:
+            return KubernetesRuntime(pool, archive_dir=settings.data_dir / "kubernetes" / pool.id)
+        except PoolOptionsError as error:
+            raise ConfigurationError(str(error)) from error
+    raise ConfigurationError(f"pool {pool.id!r}: unknown runtime {pool.runtime!r}")
 
 
 async def start_services(settings: Settings) -> Services:
@@ -47,7 +55,9 @@ async def start_services(settings: Settings) -> Services:
         await upgrade_async(url)
     pools = PoolCatalog.load(settings.pools_file)
     db = Database(url)
-    broker = Broker()
+    # With PostgreSQL, changes reach the subscribers of every replica (LISTEN/NOTIFY).
+    broker = PostgresBroker(db) if db.engine.dialect.name == "postgresql" else Broker()
+    await broker.start()
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
     sync = RuntimeSync(db=db, broker=broker)
     jobs = JobService(db=db, pools=pools, runtimes=runtimes, broker=broker)
@@ -57,6 +67,7 @@ async def start_services(settings: Settings) -> Services:
         pools=pools,
         runtimes=runtimes,
         broker=broker,
+        live=LiveService(jobs=jobs, broker=broker),
         jobs=jobs,
         tokens=TokenService(db),
         sync=sync,
@@ -79,4 +90,5 @@ async def stop_services(services: Services) -> None:
     for runtime in services.runtimes:
         await runtime.close()
     await services.sync.close()
+    await services.broker.close()
     await services.db.dispose()

@@ -4,6 +4,7 @@ does so across replicas (two brokers on one database stand for two servers)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import pytest
 
@@ -41,17 +42,22 @@ async def test_postgres_broker_reaches_another_replica(db):
         async with two.subscribe(job_topic("j-bus1")) as jobs, two.subscribe(
             events_topic("j-bus1")
         ) as events, one.subscribe(ALL_JOBS_TOPIC) as mine:
-            async with db.transaction() as session:
-                await JobRepository(session).mark_stopping("j-bus1")
             one.publish(job_topic("j-bus1"), job)
             one.publish(ALL_JOBS_TOPIC, job)
             one.publish(events_topic("j-bus1"), event)
             async with asyncio.timeout(10):
                 seen = await jobs.get()
                 assert seen.job_id == "j-bus1"
-                assert seen.status is JobStatus.STOPPING  # read back from the database
+                assert seen.status is JobStatus.RUNNING and seen.spec == job.spec
                 assert (await events.get()).key == "ev-1"
                 assert (await mine.get()).job_id == "j-bus1"  # the publisher hears itself
+            # A job too large for a NOTIFY payload is read back from the database.
+            async with db.transaction() as session:
+                await JobRepository(session).mark_stopping("j-bus1")
+            big = replace(job, spec=replace(job.spec, command=("x" * 9000,)))
+            one.publish(job_topic("j-bus1"), big)
+            async with asyncio.timeout(10):
+                assert (await jobs.get()).status is JobStatus.STOPPING
     finally:
         await one.close()
         await two.close()
