@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.broker import Broker
+from app.core.identity import IdentityService
 from app.core.jobs import JobService
 from app.core.live import LiveService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets
+from app.core.terminals import TerminalService
 from app.core.tokens import TokenService
 from app.settings import Settings
 from app.store.db import Database
@@ -26,5 +28,7 @@ class Services:
     jobs: JobService
     live: LiveService
     tokens: TokenService
+    identity: IdentityService
     sync: RuntimeSync
     terminal_tickets: TerminalTickets
+    terminals: TerminalService

@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     # Signs web-terminal credentials; default: a key generated once in the data dir.
     secret_key: str | None = None
     terminal_ticket_ttl_seconds: float = Field(default=60.0, gt=0, le=3600)
+    # A web-terminal session with no keystroke for this long is closed.
+    terminal_idle_seconds: float = Field(default=900.0, gt=0)
     # Create the schema on start-up (alembic upgrade head). Off when an operator
     # runs `jobgraph migrate` as a separate deployment step.
     auto_migrate: bool = True
@@ -33,6 +35,20 @@ class Settings(BaseSettings):
     max_query_depth: int = 12
     max_query_tokens: int = 4000
     max_query_aliases: int = 30
+    # GitHub-style cost: objects a query may return, page sizes multiplied down the tree.
+    max_query_cost: int = Field(default=25_000, ge=1)
+    # Requests per principal (token bucket): sustained rate and burst; 0 turns it off.
+    rate_limit_per_minute: float = Field(default=1200, ge=0)
+    rate_limit_burst: int = Field(default=200, ge=1)
+    # OIDC / JWT bearer tokens (off unless an issuer is set); API tokens keep working.
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None  # default: discovered from the issuer
+    oidc_user_claim: str = "sub"
+    oidc_groups_claim: str = "groups"
+    oidc_admin_group: str | None = None
+    oidc_algorithms: str = "RS256,ES256"
+    oidc_clock_skew_seconds: int = Field(default=60, ge=0, le=600)
 
     @cached_property
     def database_url_resolved(self) -> str:

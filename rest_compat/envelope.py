@@ -3,6 +3,7 @@ error codes (GraphQL `extensions.code`, `userErrors[].code`) to HTTP statuses.""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ HTTP_STATUS: dict[str, int] = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
+    "RATE_LIMITED": 429,
     "RUNTIME_UNAVAILABLE": 503,
 }
 INVALID_SPEC_STATUS = 422
@@ -31,9 +33,16 @@ class RestError(Exception):
     """A failed REST call: becomes an envelope with success false and a real status."""
 
     def __init__(
-        self, code: str, message: str, *, field: str | None = None, status: int | None = None
+        self,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after = retry_after
         self.code = code
         self.message = message
         self.field = field
@@ -60,7 +69,9 @@ def failure_body(error: RestError) -> dict[str, Any]:
 
 
 def fail(error: RestError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     return JSONResponse(failure_body(error), status_code=error.status, headers=headers)
 
 

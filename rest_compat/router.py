@@ -13,7 +13,8 @@ from starlette.responses import JSONResponse
 
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
-from app.web.auth import UNAUTHENTICATED_MESSAGE, PrincipalDep, ServicesDep
+from app.domain.errors import DomainError, RateLimited
+from app.web.auth import CallerDep, ServicesDep
 from app.web.graphql_route import build_context
 from rest_compat import models, shapes
 from rest_compat.envelope import (
@@ -44,11 +45,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def rest_context(
-    request: Request, services: ServicesDep, principal: PrincipalDep
-) -> GraphQLContext:
-    if principal is None:
-        raise RestError("UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
+async def rest_context(request: Request, services: ServicesDep, caller: CallerDep) -> GraphQLContext:
+    try:
+        principal = caller.require()
+    except DomainError as refusal:
+        retry = refusal.retry_after if isinstance(refusal, RateLimited) else None
+        raise RestError(refusal.code, refusal.message, retry_after=retry) from None
     return build_context(request, services, principal)
 
 

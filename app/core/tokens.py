@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from app.core import audit
-from app.domain.errors import NotFound, ValidationFailed
+from app.domain.errors import NotFound, Unauthenticated, ValidationFailed
 from app.domain.jobs import utcnow
 from app.domain.principal import Principal
 from app.store.db import Database
@@ -83,15 +83,16 @@ class TokenService:
             )
         return _info(row), secret
 
-    async def authenticate(self, secret: str) -> Principal | None:
-        if not secret.startswith(TOKEN_PREFIX):
-            return None
+    async def verify(self, secret: str) -> Principal:
+        """The token's principal; `Unauthenticated` saying why when it does not work."""
         async with self.db.reader() as session:
             row = await TokenRepository(session).by_hash(hash_token(secret))
-        if row is None or row.revoked_at is not None:
-            return None
+        if row is None:
+            raise Unauthenticated("unknown API token: check it was copied whole, or create one")
+        if row.revoked_at is not None:
+            raise Unauthenticated(f"API token {row.id} was revoked")
         if row.expires_at is not None and row.expires_at <= utcnow():
-            return None
+            raise Unauthenticated(f"API token {row.id} expired at {row.expires_at.isoformat()}")
         return Principal(user=row.user, is_admin=row.is_admin, groups=tuple(row.groups))
 
     async def list(self) -> list[TokenInfo]:

@@ -44,3 +44,19 @@ class RuntimeUnavailable(DomainError):
     """The runtime (cluster, process supervisor) cannot be reached right now."""
 
     code = "RUNTIME_UNAVAILABLE"
+
+
+class RateLimited(DomainError):
+    """Too many requests from one principal; `retry_after` says when to try again."""
+
+    code = "RATE_LIMITED"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueryTooExpensive(DomainError):
+    """A GraphQL query whose cost (page sizes multiplied down the tree) is over the limit."""
+
+    code = "QUERY_TOO_EXPENSIVE"

@@ -16,6 +16,7 @@ from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
+from app.graphql.cost import QueryCost
 from app.graphql.errors import ErrorCodes, should_mask
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
@@ -42,6 +43,7 @@ schema = strawberry.Schema(
         ParserCache,
         ValidationCache,
         TrustedDocuments,  # after the caches: it has the last word on parse and validate
+        QueryCost,
         ErrorCodes,
         lambda: MaskErrors(should_mask_error=should_mask),
     ],

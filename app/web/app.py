@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,9 +12,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.domain.errors import Unauthenticated
+from app.domain.errors import RateLimited, Unauthenticated
 from app.settings import Settings
-from app.web import health
+from app.web import health, terminal_socket
 from app.web.bootstrap import start_services, stop_services
 from app.web.datadir import DataDirLock
 from app.web.graphiql import STATIC_DIR
@@ -70,10 +71,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"WWW-Authenticate": "Bearer"},
         )
 
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        retry = str(max(1, math.ceil(exc.retry_after)))
+        return JSONResponse(
+            {"data": None, "errors": [{"message": exc.message, "extensions": {"code": exc.code, "retryAfter": float(retry)}}]},
+            status_code=429,
+            headers={"Retry-After": retry},
+        )
+
     app.include_router(health.router)
     # GraphiQL's and the terminal page's scripts, from `make assets`; no CDN needed.
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    app.include_router(terminal_socket.router)
     # The REST facade; its operations are validated here, so a bad one stops start-up.
     install_rest_facade(app)
     return app

@@ -1,14 +1,22 @@
-"""Who is asking: the bearer token of an HTTP request or WebSocket handshake."""
+"""Who is asking: the bearer token of an HTTP request or WebSocket handshake, checked by
+the core's IdentityService. Each entry point renders a refusal in its own shape."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from app.domain.errors import DomainError, Unauthenticated
 from app.domain.principal import Principal
 from app.services import Services
+
+UNAUTHENTICATED_MESSAGE = (
+    "authentication required: send 'Authorization: Bearer <token>' with a valid token "
+    "(create one with `jobgraph token create --user NAME`)"
+)
 
 
 def get_services(conn: HTTPConnection) -> Services:
@@ -27,29 +35,35 @@ def bearer_token(value: str | None) -> str | None:
     return token.strip()
 
 
-async def authenticate(services: Services, token: str | None, client_addr: str | None) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The principal, or why there is none (no credentials, a refused token, a rate limit)."""
+
+    principal: Principal | None
+    refusal: DomainError | None = None
+
+    def require(self) -> Principal:
+        if self.principal is None:
+            raise self.refusal or Unauthenticated(UNAUTHENTICATED_MESSAGE)
+        return self.principal
+
+
+async def identify(services: Services, token: str | None, client_addr: str | None) -> Caller:
     if not token:
-        return None
-    principal = await services.tokens.authenticate(token)
-    if principal is None:
-        return None
-    return Principal(
-        user=principal.user,
-        is_admin=principal.is_admin,
-        groups=principal.groups,
-        client_addr=client_addr,
-    )
+        return Caller(None)
+    try:
+        principal = await services.identity.authenticate(token, client_addr=client_addr)
+    except DomainError as refusal:
+        return Caller(None, refusal)
+    return Caller(principal)
 
 
-async def get_principal(conn: HTTPConnection, services: ServicesDep) -> Principal | None:
-    """The caller, or None when no valid credentials came (callers decide how to refuse)."""
-    client = conn.client.host if conn.client else None
-    return await authenticate(services, bearer_token(conn.headers.get("authorization")), client)
+async def get_caller(conn: HTTPConnection, services: ServicesDep) -> Caller:
+    header = conn.headers.get("authorization")
+    token = bearer_token(header)
+    if header and token is None:
+        return Caller(None, Unauthenticated("the Authorization header must be 'Bearer <token>'"))
+    return await identify(services, token, conn.client.host if conn.client else None)
 
 
-PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
-
-UNAUTHENTICATED_MESSAGE = (
-    "authentication required: send 'Authorization: Bearer <token>' with a valid token "
-    "(create one with `jobgraph token create --user NAME`)"
-)
+CallerDep = Annotated[Caller, Depends(get_caller)]

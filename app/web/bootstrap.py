@@ -5,6 +5,9 @@ from __future__ import annotations
 import structlog
 
 from app.core.broker import Broker
+from app.core.identity import IdentityService
+from app.core.oidc import OidcConfig, OidcVerifier
+from app.core.ratelimit import RateLimiter
 from app.core.live import LiveService
 from app.core.pg_broker import PostgresBroker
 from app.core.jobs import JobService
@@ -12,6 +15,7 @@ from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets, load_secret
+from app.core.terminals import TerminalService
 from app.core.tokens import TokenService
 from app.domain.pools import ResourcePool
 from app.runtime.base import Runtime
@@ -48,6 +52,27 @@ def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
     raise ConfigurationError(f"pool {pool.id!r}: unknown runtime {pool.runtime!r}")
 
 
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    if not settings.oidc_issuer:
+        return None
+    if not settings.oidc_audience:
+        raise ConfigurationError("JOBGRAPH_OIDC_AUDIENCE is required with JOBGRAPH_OIDC_ISSUER")
+    try:
+        config = OidcConfig(
+            issuer=settings.oidc_issuer,
+            audience=settings.oidc_audience,
+            jwks_url=settings.oidc_jwks_url,
+            user_claim=settings.oidc_user_claim,
+            groups_claim=settings.oidc_groups_claim,
+            admin_group=settings.oidc_admin_group,
+            algorithms=tuple(a.strip() for a in settings.oidc_algorithms.split(",") if a.strip()),
+            clock_skew_seconds=settings.oidc_clock_skew_seconds,
+        )
+    except ValueError as error:
+        raise ConfigurationError(f"OIDC settings: {error}") from error
+    return OidcVerifier(config)
+
+
 async def start_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url_resolved
@@ -61,6 +86,12 @@ async def start_services(settings: Settings) -> Services:
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
     sync = RuntimeSync(db=db, broker=broker)
     jobs = JobService(db=db, pools=pools, runtimes=runtimes, broker=broker)
+    tickets = TerminalTickets(
+        secret=load_secret(data_dir=settings.data_dir, configured=settings.secret_key),
+        jobs=jobs,
+        ttl_seconds=settings.terminal_ticket_ttl_seconds,
+    )
+    tokens = TokenService(db)
     services = Services(
         settings=settings,
         db=db,
@@ -69,12 +100,19 @@ async def start_services(settings: Settings) -> Services:
         broker=broker,
         live=LiveService(jobs=jobs, broker=broker),
         jobs=jobs,
-        tokens=TokenService(db),
+        tokens=tokens,
+        identity=IdentityService(
+            tokens=tokens,
+            limiter=RateLimiter(
+                per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
+            ),
+            oidc=oidc_verifier(settings),
+        ),
         sync=sync,
-        terminal_tickets=TerminalTickets(
-            secret=load_secret(data_dir=settings.data_dir, configured=settings.secret_key),
-            jobs=jobs,
-            ttl_seconds=settings.terminal_ticket_ttl_seconds,
+        terminal_tickets=tickets,
+        terminals=TerminalService(
+            db=db, jobs=jobs, runtimes=runtimes, tickets=tickets,
+            idle_seconds=settings.terminal_idle_seconds,
         ),
     )
     for runtime in runtimes:

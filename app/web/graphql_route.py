@@ -13,12 +13,11 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
-from app.domain.errors import Unauthenticated
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
 from app.graphql.schema import schema
 from app.services import Services
-from app.web.auth import UNAUTHENTICATED_MESSAGE, PrincipalDep, ServicesDep, authenticate, bearer_token
+from app.web.auth import UNAUTHENTICATED_MESSAGE, CallerDep, ServicesDep, bearer_token, identify
 from app.web.graphiql import offline_graphiql_html
 from app.web.public_url import public_base_url
 
@@ -40,7 +39,7 @@ def build_context(
 
 
 async def graphql_context(
-    conn: HTTPConnection, services: ServicesDep, principal: PrincipalDep
+    conn: HTTPConnection, services: ServicesDep, caller: CallerDep
 ) -> GraphQLContext:
     # The GraphiQL page itself is public (a browser cannot attach a header to it);
     # every operation needs a principal. WebSockets authenticate in connection_init.
@@ -49,9 +48,9 @@ async def graphql_context(
         and conn.scope["method"] == "GET"
         and "query" not in conn.query_params
     )
-    if principal is None and not is_ide_page and conn.scope["type"] == "http":
-        raise Unauthenticated(UNAUTHENTICATED_MESSAGE)
-    return build_context(conn, services, principal)
+    if conn.scope["type"] == "http" and not is_ide_page:
+        return build_context(conn, services, caller.require())
+    return build_context(conn, services, caller.principal)
 
 
 def _token_from(params: dict[str, Any]) -> str | None:
@@ -67,18 +66,24 @@ def _token_from(params: dict[str, Any]) -> str | None:
     return _token_from(headers) if isinstance(headers, dict) else None
 
 
-async def authorise_socket(context: GraphQLContext, params: Any) -> bool:
-    """Checked once, at connection_init; the socket's operations run as this principal."""
-    if context.principal is None and isinstance(params, dict):
-        request = context.request
-        client = request.client.host if request is not None and request.client else None
-        context.principal = await authenticate(context.services, _token_from(params), client)
-    return context.principal is not None
+async def authorise_socket(context: GraphQLContext, params: Any) -> str | None:
+    """Checked once, at connection_init; the socket's operations run as this principal.
+    Returns why the socket is refused, or None."""
+    if context.principal is not None:
+        return None
+    request = context.request
+    client = request.client.host if request is not None and request.client else None
+    token = _token_from(params) if isinstance(params, dict) else None
+    caller = await identify(context.services, token, client)
+    context.principal = caller.principal
+    if caller.principal is not None:
+        return None
+    return caller.refusal.message if caller.refusal else UNAUTHENTICATED_MESSAGE
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler):
     async def handle_connection_init(self, message) -> None:
-        if not await authorise_socket(self.context, message.get("payload")):
+        if await authorise_socket(self.context, message.get("payload")):
             await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
             return
         await super().handle_connection_init(message)
@@ -86,10 +91,9 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
 
 class LegacyWSHandler(BaseGraphQLWSHandler):
     async def handle_connection_init(self, message) -> None:
-        if not await authorise_socket(self.context, message.get("payload")):
-            await self.send_message(
-                {"type": "connection_error", "payload": {"message": UNAUTHENTICATED_MESSAGE}}
-            )
+        refusal = await authorise_socket(self.context, message.get("payload"))
+        if refusal:
+            await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
             return
         await super().handle_connection_init(message)

@@ -11,13 +11,20 @@ from tests.support.server import GraphQLErrors
 
 
 async def test_graphql_without_or_with_a_bad_token_is_refused(running):
-    for headers in ({}, {"Authorization": "Bearer jg_not-a-real-token"}, {"Authorization": "Basic abc"}):
+    cases = [
+        ({}, "Authorization: Bearer"),
+        ({"Authorization": "Bearer jg_not-a-real-token"}, "unknown API token"),
+        ({"Authorization": "Bearer not-a-token-at-all"}, "neither an API token nor a JWT"),
+        ({"Authorization": "Bearer a.b.c"}, "accepts no OIDC tokens"),
+        ({"Authorization": "Basic abc"}, "must be 'Bearer <token>'"),
+    ]
+    for headers, why in cases:
         async with httpx.AsyncClient(base_url=running.server.url) as http:
             response = await http.post("/graphql", json={"query": "{ jobs { totalCount } }"}, headers=headers)
         assert response.status_code == 401
         body = response.json()
         assert body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
-        assert "Bearer" in body["errors"][0]["message"]
+        assert why in body["errors"][0]["message"]
 
 
 async def test_graphiql_page_is_served(running):

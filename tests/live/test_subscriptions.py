@@ -132,7 +132,7 @@ async def test_sockets_without_a_valid_token_are_closed_unauthorized(running):
     async with LegacyGraphQLWS.connect(running.server.url, {"token": "jg_wrong"}) as client:
         message = await client.receive()
         assert message["type"] == "connection_error"
-        assert "Bearer" in message["payload"]["message"]
+        assert "unknown API token" in message["payload"]["message"]
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await client.ws.recv()
         assert closed.value.rcvd.code == 4401

@@ -1,0 +1,25 @@
+import pytest
+
+from app.core.ratelimit import RateLimiter
+from app.domain.errors import RateLimited
+
+
+def test_bucket_allows_a_burst_then_refills_at_the_rate():
+    now = [0.0]
+    limiter = RateLimiter(per_minute=60, burst=3, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.check("alice")
+    with pytest.raises(RateLimited) as caught:
+        limiter.check("alice")
+    assert 0.9 < caught.value.retry_after <= 1.0 and caught.value.code == "RATE_LIMITED"
+    limiter.check("bob")  # buckets are per principal
+    now[0] += 1.0
+    limiter.check("alice")
+    with pytest.raises(RateLimited):
+        limiter.check("alice")
+
+
+def test_zero_rate_disables_the_limit():
+    limiter = RateLimiter(per_minute=0, burst=0)
+    for _ in range(1000):
+        limiter.check("alice")
