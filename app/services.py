@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.core.audit import AuditService
 from app.core.broker import Broker
 from app.core.identity import IdentityService
 from app.core.jobs import JobService
@@ -28,6 +29,7 @@ class Services:
     jobs: JobService
     live: LiveService
     tokens: TokenService
+    audit: AuditService
     identity: IdentityService
     sync: RuntimeSync
     terminal_tickets: TerminalTickets

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert
 
 from app.domain.jobs import JobStatus
-from app.domain.listing import JobFilter, PageRequest
+from app.domain.listing import Audience, JobFilter, PageRequest
 from app.store.db import Database
 from app.store.jobs import JobRepository
 from app.store.migrate import upgrade_async
@@ -92,9 +92,9 @@ async def main() -> None:
         first_page = PageRequest(first=20)
         cases = {
             "all jobs (admin)": (JobFilter(), None),
-            "one owner's jobs": (JobFilter(), "user3"),
+            "one owner's jobs": (JobFilter(), Audience("user3")),
             "status=RUNNING": (JobFilter(statuses=(JobStatus.RUNNING,)), None),
-            "owner + status=FAILED": (JobFilter(statuses=(JobStatus.FAILED,)), "user3"),
+            "owner + status=FAILED": (JobFilter(statuses=(JobStatus.FAILED,)), Audience("user3")),
             "pool=local queue=high": (JobFilter(resource_pool_id="local", queue="high"), None),
             "keyword 'llama' (name)": (JobFilter(keyword="llama"), None),
             "keyword '训练' (name)": (JobFilter(keyword="训练"), None),

@@ -181,3 +181,12 @@ class WebTerminal(_Open):
 
 CREATE_SHAPES = (FlatCreateRequest, TaskParamsRequest)
 REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES)
+
+
+class CurrentUser(BaseModel):
+    name: str
+    userid: str
+    user: str
+    groups: list[str]
+    isAdmin: bool
+    access: str = Field(description="admin or user")

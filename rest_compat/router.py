@@ -34,6 +34,7 @@ DELETED = "任务已删除"
 ROUTE_OPERATIONS = (
     "RestListJobs", "RestGetJob", "RestCreateJob", "RestStopJob", "RestDeleteJob",
     "RestJobEvents", "RestPodLogs", "RestFollowPodLogs", "RestOpenWebTerminal",
+    "RestCurrentUser",
 )
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -64,7 +65,7 @@ def _body_doc(*models_: type) -> dict[str, Any]:
 
 
 def rest_router(operations: Operations) -> APIRouter:
-    router = APIRouter(prefix="/api/jobs", tags=["jobs (REST compatibility)"], responses=ERRORS)
+    router = APIRouter(prefix="/api", tags=["jobs (REST compatibility)"], responses=ERRORS)
 
     async def run(
         name: str, variables: dict[str, Any], context: GraphQLContext, *,
@@ -82,8 +83,7 @@ def rest_router(operations: Operations) -> APIRouter:
             raise error
         return data
 
-    @router.post(
-        "", summary="List jobs", response_model=models.Envelope[models.JobList],
+    @router.post("/jobs", summary="List jobs", response_model=models.Envelope[models.JobList],
         openapi_extra=_body_doc(models.ListJobsRequest),
     )
     async def list_jobs(
@@ -96,8 +96,7 @@ def rest_router(operations: Operations) -> APIRouter:
                          variable_names={"first": "pageSize", "offset": "pageNumber"})
         return ok({"jobs": [shapes.legacy_job(j) for j in page["jobs"]], "totalCount": page["totalCount"]})
 
-    @router.post(
-        "/create", summary="Create a job (flat, taskParams unified or native shape)",
+    @router.post("/jobs/create", summary="Create a job (flat, taskParams unified or native shape)",
         response_model=models.Envelope[models.CreatedJob],
         responses={422: {"model": models.ErrorEnvelope, "description": "Invalid job spec"}},
         openapi_extra=_body_doc(*models.CREATE_SHAPES),
@@ -111,7 +110,7 @@ def rest_router(operations: Operations) -> APIRouter:
         job = payload["job"]
         return ok({"jobId": job["jobId"], "jobName": job["jobName"]}, CREATED)
 
-    @router.get("/{jobId}", summary="One job, with its config and pods",
+    @router.get("/jobs/{jobId}", summary="One job, with its config and pods",
                 response_model=models.Envelope[models.JobDetail])
     async def get_job(
         jobId: str, context: Context,
@@ -120,20 +119,20 @@ def rest_router(operations: Operations) -> APIRouter:
         job = shapes.legacy_job(await run("RestGetJob", {"jobId": jobId}, context, field="job"))
         return ok({**job, "job": job})
 
-    @router.post("/{jobId}/stop", summary="Stop a job",
+    @router.post("/jobs/{jobId}/stop", summary="Stop a job",
                  response_model=models.Envelope[models.StoppedJob],
                  responses={409: {"model": models.ErrorEnvelope, "description": "Job already ended"}})
     async def stop_job(jobId: str, context: Context) -> JSONResponse:
         payload = await run("RestStopJob", {"jobId": jobId}, context, field="stopJob")
         return ok(shapes.legacy_job(payload["job"]), STOPPED)
 
-    @router.delete("/{jobId}", summary="Delete a job",
+    @router.delete("/jobs/{jobId}", summary="Delete a job",
                    response_model=models.Envelope[models.DeletedJob])
     async def delete_job(jobId: str, context: Context) -> JSONResponse:
         payload = await run("RestDeleteJob", {"jobId": jobId}, context, field="deleteJob")
         return ok({"jobId": payload["jobId"]}, DELETED)
 
-    @router.get("/{jobId}/events", summary="A job's events, oldest first",
+    @router.get("/jobs/{jobId}/events", summary="A job's events, oldest first",
                 response_model=models.Envelope[models.JobEvents])
     async def job_events(
         jobId: str, context: Context,
@@ -145,8 +144,7 @@ def rest_router(operations: Operations) -> APIRouter:
                         variable_names={"since": "startTime", "until": "endTime"})
         return ok({"events": job["events"]})
 
-    @router.get(
-        "/{jobId}/pods/{podName}/logs", summary="A pod's log (follow=true: a text/event-stream)",
+    @router.get("/jobs/{jobId}/pods/{podName}/logs", summary="A pod's log (follow=true: a text/event-stream)",
         response_model=models.Envelope[models.PodLogs],
         responses={200: {"content": {"text/event-stream": {}}}},
     )
@@ -172,7 +170,7 @@ def rest_router(operations: Operations) -> APIRouter:
         stream = await operations.subscribe("RestFollowPodLogs", variables=variables, context=context)
         return EventSourceResponse(_log_events(stream), ping=15)
 
-    @router.get("/{jobId}/pods/{podName}/webterminal", summary="A web-terminal URL for a pod",
+    @router.get("/jobs/{jobId}/pods/{podName}/webterminal", summary="A web-terminal URL for a pod",
                 response_model=models.Envelope[models.WebTerminal])
     async def web_terminal(
         jobId: str, podName: str, context: Context,
@@ -182,6 +180,12 @@ def rest_router(operations: Operations) -> APIRouter:
                             context, field="openWebTerminal")
         url = payload["url"]
         return ok({"webTerminalUrl": url, "WebTerminalUrl": url, "expiresAt": payload["expiresAt"]})
+
+    @router.get("/currentUser", summary="Who is asking (for the legacy console)",
+                response_model=models.Envelope[models.CurrentUser])
+    async def current_user(context: Context) -> JSONResponse:
+        viewer = await run("RestCurrentUser", {}, context, field="viewer")
+        return ok(shapes.legacy_user(viewer))
 
     return router
 

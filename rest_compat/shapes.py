@@ -250,3 +250,15 @@ def legacy_status(status: str | None) -> str | None:
 
 def legacy_job(job: dict[str, Any]) -> dict[str, Any]:
     return {**job, "status": legacy_status(job.get("status"))}
+
+
+def legacy_user(viewer: dict[str, Any]) -> dict[str, Any]:
+    """The console's currentUser: Ant Design Pro reads name, userid and access."""
+    return {
+        "name": viewer["user"],
+        "userid": viewer["user"],
+        "user": viewer["user"],
+        "groups": viewer["groups"],
+        "isAdmin": viewer["isAdmin"],
+        "access": "admin" if viewer["isAdmin"] else "user",
+    }

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.audit import AuditEntry, AuditFilter
+from app.domain.errors import PermissionDenied, ValidationFailed
 from app.domain.jobs import utcnow
+from app.domain.listing import MAX_PAGE_SIZE
 from app.domain.principal import Principal
 from app.store.audit import AuditRepository
 from app.store.tables import AuditRow
@@ -36,3 +39,28 @@ async def record(
             client_addr=addr,
         )
     )
+
+
+class AuditService:
+    """Reading the trail: for admins only."""
+
+    def __init__(self, db) -> None:
+        self.db = db
+
+    async def entries(
+        self, *, actor: Principal, audit_filter: AuditFilter, first: int, after: str | None
+    ) -> tuple[list[AuditEntry], bool]:
+        if not actor.is_admin:
+            raise PermissionDenied("only administrators may read the audit trail")
+        if not 1 <= first <= MAX_PAGE_SIZE:
+            raise ValidationFailed(f"page size must be between 1 and {MAX_PAGE_SIZE}", field="first")
+        before_id = None
+        if after is not None:
+            if not after.isdigit():
+                raise ValidationFailed("cursor is not valid: pass an endCursor of a previous page", field="after")
+            before_id = int(after)
+        async with self.db.reader() as session:
+            rows = await AuditRepository(session).list(
+                audit_filter=audit_filter, before_id=before_id, limit=first + 1
+            )
+        return rows[:first], len(rows) > first

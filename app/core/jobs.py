@@ -1,13 +1,15 @@
 """JobService: every use case on jobs, and who may do it.
 
-Users see and act on their own jobs, admins on all. Another user's job is "not found"
-so that ids do not leak."""
+Users see and act on their own jobs, admins on all; a job shared with a group can be read
+(not acted on) by its members. Another user's job is "not found" so that ids do not leak.
+Refused actions are written to the audit trail too."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import datetime
+from typing import NoReturn
 
 import structlog
 from sqlalchemy.exc import IntegrityError
@@ -16,11 +18,23 @@ from app.core import audit
 from app.core.broker import ALL_JOBS_TOPIC, Broker, job_topic
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
-from app.domain.errors import Conflict, DomainError, NotFound, RuntimeUnavailable, ValidationFailed
+from app.domain.errors import (
+    Conflict,
+    DomainError,
+    NotFound,
+    PermissionDenied,
+    RuntimeUnavailable,
+    ValidationFailed,
+)
 from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, new_job_id, utcnow
-from app.domain.listing import JobFilter, JobPage, PageRequest
+from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.domain.principal import Principal
-from app.domain.validation import JobSpecDraft, check_idempotency_key, validate_spec
+from app.domain.validation import (
+    JobSpecDraft,
+    check_groups,
+    check_idempotency_key,
+    validate_spec,
+)
 from app.store.db import Database
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
@@ -134,10 +148,16 @@ class JobService:
             if keyword is None or keyword in line:
                 yield line
 
-    async def require_pod(self, *, actor: Principal, job_id: str, pod_name: str) -> tuple[Job, Pod]:
-        """The job (visible to the actor) and its pod; NotFound when the pod is not one of
-        the job's (a name like `../../etc/passwd` is simply not one of them)."""
-        job = await self.get(actor=actor, job_id=job_id)
+    async def require_pod(
+        self, *, actor: Principal, job_id: str, pod_name: str, action: str | None = None
+    ) -> tuple[Job, Pod]:
+        """The job (visible to the actor; with `action`, one the actor may act on) and its
+        pod; NotFound when the pod is not one of the job's (a name like `../../etc/passwd`
+        is simply not one of them)."""
+        if action is None:
+            job = await self.get(actor=actor, job_id=job_id)
+        else:
+            job = await self._for_action(actor=actor, job_id=job_id, action=action)
         pods = (await self.pods_of([job_id]))[job_id]
         pod = next((p for p in pods if p.name == pod_name), None)
         if pod is None:
@@ -147,16 +167,33 @@ class JobService:
     # -- writes --------------------------------------------------------------------------
 
     async def create(
-        self, *, actor: Principal, draft: JobSpecDraft, idempotency_key: str | None = None
+        self,
+        *,
+        actor: Principal,
+        draft: JobSpecDraft,
+        idempotency_key: str | None = None,
+        shared_with: tuple[str, ...] = (),
     ) -> Job:
         key = check_idempotency_key(idempotency_key)
         pool, queue = self.pools.resolve(draft.resource_pool_id, draft.queue)
+        if not pool.usable_by(groups=actor.groups, is_admin=actor.is_admin):
+            await self._refuse(
+                actor, "job.create", None,
+                PermissionDenied(
+                    f"pool {pool.id!r} is for the groups {', '.join(pool.allowed_groups)}; "
+                    "ask an administrator to add you to one of them",
+                    field="resourcePoolId",
+                ),
+            )
         spec = validate_spec(draft, resource_pool_id=pool.id, queue=queue)
+        groups = check_groups(shared_with)
         if key is not None:
             existing = await self._by_idempotency_key(actor.user, key)
             if existing is not None:
                 return existing
-        job = Job(job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key)
+        job = Job(
+            job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key, shared_with=groups
+        )
         try:
             async with self.db.transaction() as session:
                 await JobRepository(session).add(job)
@@ -181,7 +218,7 @@ class JobService:
         return job
 
     async def stop(self, *, actor: Principal, job_id: str) -> Job:
-        job = await self.get(actor=actor, job_id=job_id)
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.stop")
         if job.status.is_final:
             raise Conflict(
                 f"job {job_id!r} has already ended ({job.status.legacy}); nothing to stop",
@@ -207,7 +244,7 @@ class JobService:
         return job
 
     async def delete(self, *, actor: Principal, job_id: str) -> str:
-        job = await self.get(actor=actor, job_id=job_id)
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.delete")
         try:
             await self.runtimes.for_pool(job.resource_pool_id).delete(job_id)
         except NotFound:
@@ -217,15 +254,50 @@ class JobService:
             await audit.record(session, actor=actor, action="job.delete", job_id=job_id)
         return job_id
 
+    async def share(self, *, actor: Principal, job_id: str, groups: tuple[str, ...]) -> Job:
+        """Let the members of `groups` read the job (replacing the previous groups)."""
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.share")
+        groups = check_groups(groups)
+        async with self.db.transaction() as session:
+            await JobRepository(session).set_shares(job_id, groups)
+            await audit.record(
+                session, actor=actor, action="job.share", job_id=job_id,
+                detail=", ".join(groups) or "(no groups)",
+            )
+        return replace(job, shared_with=groups)
+
     # -- helpers -------------------------------------------------------------------------
 
     @staticmethod
     def _may_see(actor: Principal, job: Job) -> bool:
-        return actor.is_admin or job.owner == actor.user
+        return actor.may_read(owner=job.owner, shared_with=job.shared_with)
 
     @staticmethod
-    def _scope(actor: Principal) -> str | None:
-        return None if actor.is_admin else actor.user
+    def _scope(actor: Principal) -> Audience | None:
+        return None if actor.is_admin else Audience(actor.user, actor.groups)
+
+    async def _for_action(self, *, actor: Principal, job_id: str, action: str) -> Job:
+        """The job, if the actor may act on it; refusals are audited."""
+        try:
+            job = await self.get(actor=actor, job_id=job_id)
+        except NotFound as error:
+            await self._refuse(actor, action, job_id, error)
+        if not actor.may_act(owner=job.owner):
+            await self._refuse(
+                actor, action, job_id,
+                PermissionDenied(f"job {job_id!r} is shared with you read-only", field="jobId"),
+            )
+        return job
+
+    async def _refuse(
+        self, actor: Principal, action: str, job_id: str | None, error: DomainError
+    ) -> NoReturn:
+        async with self.db.transaction() as session:
+            await audit.record(
+                session, actor=actor, action=action, job_id=job_id,
+                outcome=audit.REFUSED, detail=error.message,
+            )
+        raise error
 
     async def _by_idempotency_key(self, owner: str, key: str) -> Job | None:
         async with self.db.reader() as session:

@@ -36,10 +36,18 @@ def _pool(entry: Any, index: int) -> ResourcePool:
     slots = entry.get("maxConcurrentJobs", 4 if runtime == "local" else None)
     if slots is not None and (not isinstance(slots, int) or slots < 1):
         raise PoolsFileError(f"{where}.maxConcurrentJobs must be a positive integer")
-    known = {"id", "runtime", "queues", "maxConcurrentJobs"}
+    allowed = entry.get("allowedGroups") or []
+    if not isinstance(allowed, list) or not all(isinstance(g, str) and g for g in allowed):
+        raise PoolsFileError(f"{where}.allowedGroups must be a list of group names")
+    known = {"id", "runtime", "queues", "maxConcurrentJobs", "allowedGroups"}
     options = {k: v for k, v in entry.items() if k not in known}
     return ResourcePool(
-        id=pool_id, runtime=runtime, queues=tuple(queues), max_concurrent_jobs=slots, options=options
+        id=pool_id,
+        runtime=runtime,
+        queues=tuple(queues),
+        max_concurrent_jobs=slots,
+        allowed_groups=tuple(allowed),
+        options=options,
     )
 
 

@@ -162,6 +162,8 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     idempotency_key: str | None = None
+    # Groups whose members may read the job (not act on it).
+    shared_with: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -175,6 +177,7 @@ class Job:
             "status": self.status.value, "reason": self.reason, "exitCode": self.exit_code,
             "createdAt": stamp(self.created_at), "startedAt": stamp(self.started_at),
             "finishedAt": stamp(self.finished_at), "idempotencyKey": self.idempotency_key,
+            "sharedWith": list(self.shared_with),
         }
 
     @classmethod
@@ -185,6 +188,7 @@ class Job:
             status=JobStatus(data["status"]), reason=data["reason"], exit_code=data["exitCode"],
             created_at=stamp(data["createdAt"]), started_at=stamp(data["startedAt"]),
             finished_at=stamp(data["finishedAt"]), idempotency_key=data["idempotencyKey"],
+            shared_with=tuple(data.get("sharedWith", ())),
         )
 
     @property

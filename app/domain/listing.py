@@ -32,6 +32,14 @@ class JobFilter:
 
 
 @dataclass(frozen=True, slots=True)
+class Audience:
+    """Whose jobs a non-admin may read: their own and those shared with their groups."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class JobCursor:
     """Position after a job in the (created_at desc, job_id desc) order. Pages built on
     it do not shift when new jobs are created meanwhile."""

@@ -12,9 +12,14 @@ class ResourcePool:
     runtime: str  # "local" | "kubernetes"
     queues: tuple[str, ...] = ("default",)
     max_concurrent_jobs: int | None = None
+    # Groups whose members may submit here; empty: everyone.
+    allowed_groups: tuple[str, ...] = ()
     # Runtime-specific settings (kubeconfig, namespace, queueing ...), kept opaque here.
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def default_queue(self) -> str:
         return self.queues[0]
+
+    def usable_by(self, *, groups: tuple[str, ...], is_admin: bool) -> bool:
+        return is_admin or not self.allowed_groups or bool(set(groups) & set(self.allowed_groups))

@@ -195,3 +195,20 @@ def check_idempotency_key(key: str | None) -> str | None:
             f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY} characters", field="idempotencyKey"
         )
     return key
+
+
+_GROUP = re.compile(r"^[^\x00-\x1f,]{1,255}$")
+MAX_SHARED_GROUPS = 32
+
+
+def check_groups(groups: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    cleaned = tuple(dict.fromkeys(g.strip() for g in groups))
+    if len(cleaned) > MAX_SHARED_GROUPS:
+        raise ValidationFailed(f"at most {MAX_SHARED_GROUPS} groups", field="groups")
+    for group in cleaned:
+        if not _GROUP.match(group):
+            raise ValidationFailed(
+                f"group name {group!r} is not valid: 1-255 characters, no commas or control characters",
+                field="groups",
+            )
+    return cleaned

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 from strawberry.scalars import JSON
 
+from app.domain.audit import AuditFilter
 from app.domain.errors import ValidationFailed
 from app.domain.listing import JobFilter
 from app.domain.validation import JobSpecDraft
@@ -43,6 +44,9 @@ class CreateJobInput:
     idempotency_key: str | None = strawberry.field(
         default=None, description="The same key from the same user returns the existing job."
     )
+    shared_with_groups: list[str] | None = strawberry.field(
+        default=None, description="Groups whose members may read (not act on) the job."
+    )
 
     def to_draft(self) -> JobSpecDraft:
         labels = self.labels or {}
@@ -78,6 +82,28 @@ class JobIdInput:
 class OpenWebTerminalInput:
     job_id: strawberry.ID
     pod_name: str
+
+
+@strawberry.input
+class ShareJobInput:
+    job_id: strawberry.ID
+    groups: list[str] = strawberry.field(description="Replaces the groups shared with so far.")
+
+
+@strawberry.input
+class AuditFilterInput:
+    actor: str | None = None
+    action: str | None = strawberry.field(
+        default=None, description="job.create, job.stop, job.delete, job.share, terminal.open, "
+        "terminal.close, token.create, token.revoke"
+    )
+    job_id: strawberry.ID | None = None
+    outcome: str | None = strawberry.field(default=None, description="allowed or refused")
+
+    def to_filter(self) -> AuditFilter:
+        return AuditFilter(
+            actor=self.actor, action=self.action, job_id=self.job_id, outcome=self.outcome
+        )
 
 
 @strawberry.input

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import strawberry
 
 from app.graphql.errors import UserError, user_errors
-from datetime import datetime
-
-from app.graphql.inputs import CreateJobInput, JobIdInput, OpenWebTerminalInput
+from app.graphql.inputs import CreateJobInput, JobIdInput, OpenWebTerminalInput, ShareJobInput
 from app.graphql.types import Info, Job
 
 
@@ -19,6 +19,12 @@ class CreateJobPayload:
 
 @strawberry.type
 class StopJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ShareJobPayload:
     job: Job | None
     user_errors: list[UserError]
 
@@ -57,10 +63,25 @@ class Mutation:
         jobs = info.context.services.jobs
         job, errors = await user_errors(
             lambda: jobs.create(
-                actor=actor, draft=input.to_draft(), idempotency_key=input.idempotency_key
+                actor=actor,
+                draft=input.to_draft(),
+                idempotency_key=input.idempotency_key,
+                shared_with=tuple(input.shared_with_groups or ()),
             )
         )
         return CreateJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Let the members of `groups` read the job (replacing earlier groups); "
+        "only its owner or an admin may."
+    )
+    async def share_job(self, info: Info, input: ShareJobInput) -> ShareJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(
+            lambda: jobs.share(actor=actor, job_id=input.job_id, groups=tuple(input.groups))
+        )
+        return ShareJobPayload(job=Job(job=job) if job else None, user_errors=errors)
 
     @strawberry.mutation(description="Stop a queued or running job; it ends STOPPED.")
     async def stop_job(self, info: Info, input: JobIdInput) -> StopJobPayload:

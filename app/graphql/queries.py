@@ -7,8 +7,18 @@ from typing import Annotated
 import strawberry
 
 from app.domain.listing import DEFAULT_PAGE_SIZE, JobCursor, JobFilter, PageRequest
-from app.graphql.inputs import JobFilterInput
-from app.graphql.types import Info, Job, JobConnection, ResourcePool
+from app.domain.audit import AuditFilter
+from app.graphql.inputs import AuditFilterInput, JobFilterInput
+from app.graphql.types import (
+    AuditEntry,
+    AuditEntryConnection,
+    Info,
+    Job,
+    JobConnection,
+    PageInfo,
+    ResourcePool,
+    Viewer,
+)
 
 
 @strawberry.type
@@ -42,7 +52,47 @@ class Query:
     async def job(self, info: Info, id: strawberry.ID) -> Job | None:
         return Job(job=await info.context.services.jobs.get(actor=info.context.actor, job_id=id))
 
-    @strawberry.field(description="Where jobs can run, and their queues.")
+    @strawberry.field(description="Where you may run jobs, and their queues.")
     def resource_pools(self, info: Info) -> list[ResourcePool]:
-        info.context.actor  # noqa: B018 - authentication is required here too
-        return [ResourcePool.of(p) for p in info.context.services.pools]
+        actor = info.context.actor
+        return [
+            ResourcePool.of(p)
+            for p in info.context.services.pools
+            if p.usable_by(groups=actor.groups, is_admin=actor.is_admin)
+        ]
+
+    @strawberry.field(description="Who you are to this server.")
+    def viewer(self, info: Info) -> Viewer:
+        actor = info.context.actor
+        return Viewer(user=actor.user, groups=list(actor.groups), is_admin=actor.is_admin)
+
+    @strawberry.field(description="The audit trail, newest first (administrators only).")
+    async def audit_log(
+        self,
+        info: Info,
+        filter: AuditFilterInput | None = None,
+        first: int = DEFAULT_PAGE_SIZE,
+        after: str | None = None,
+    ) -> AuditEntryConnection:
+        entries, has_next = await info.context.services.audit.entries(
+            actor=info.context.actor,
+            audit_filter=filter.to_filter() if filter else AuditFilter(),
+            first=first,
+            after=after,
+        )
+        nodes = [
+            AuditEntry(
+                id=strawberry.ID(str(e.id)), at=e.at, actor=e.actor, action=e.action,
+                outcome=e.outcome, job_id=e.job_id, detail=e.detail, client_addr=e.client_addr,
+            )
+            for e in entries
+        ]
+        return AuditEntryConnection(
+            nodes=nodes,
+            page_info=PageInfo(
+                has_next_page=has_next,
+                has_previous_page=after is not None,
+                start_cursor=nodes[0].id if nodes else None,
+                end_cursor=nodes[-1].id if nodes else None,
+            ),
+        )

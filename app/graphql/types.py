@@ -131,6 +131,10 @@ class Job:
     def labels(self) -> JSON:
         return dict(self.job.spec.labels)
 
+    @strawberry.field(description="Groups whose members may read the job.")
+    def shared_with_groups(self) -> list[str]:
+        return list(self.job.shared_with)
+
     @strawberry.field
     def max_retries(self) -> int:
         return self.job.spec.max_retries
@@ -204,6 +208,7 @@ class ResourcePool:
     runtime: str
     queues: list[str]
     max_concurrent_jobs: int | None
+    allowed_groups: list[str] = strawberry.field(description="Empty: open to everyone.")
 
     @classmethod
     def of(cls, pool: DomainPool) -> ResourcePool:
@@ -212,6 +217,7 @@ class ResourcePool:
             runtime=pool.runtime,
             queues=list(pool.queues),
             max_concurrent_jobs=pool.max_concurrent_jobs,
+            allowed_groups=list(pool.allowed_groups),
         )
 
 
@@ -257,3 +263,28 @@ class JobConnection:
             ),
         )
 
+
+
+@strawberry.type(description="Who is asking.")
+class Viewer:
+    user: str
+    groups: list[str]
+    is_admin: bool
+
+
+@strawberry.type(description="One entry of the audit trail.")
+class AuditEntry:
+    id: strawberry.ID
+    at: datetime
+    actor: str
+    action: str
+    outcome: str = strawberry.field(description="allowed or refused")
+    job_id: strawberry.ID | None
+    detail: str | None
+    client_addr: str | None = strawberry.field(description="Where the request came from.")
+
+
+@strawberry.type
+class AuditEntryConnection:
+    nodes: list[AuditEntry]
+    page_info: PageInfo

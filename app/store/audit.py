@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.audit import AuditEntry, AuditFilter
 from app.store.tables import AuditRow
+
+
+def _entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id, at=row.at, actor=row.actor, action=row.action, outcome=row.outcome,
+        job_id=row.job_id, detail=row.detail, client_addr=row.client_addr,
+    )
 
 
 class AuditRepository:
@@ -16,9 +24,20 @@ class AuditRepository:
         self.session.add(row)
         await self.session.flush()
 
-    async def list(self, *, job_id: str | None = None, limit: int = 100) -> list[AuditRow]:
+    async def list(
+        self, *, audit_filter: AuditFilter = AuditFilter(), before_id: int | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        """Newest first; `before_id` continues after the last entry of a previous page."""
         statement = select(AuditRow)
-        if job_id is not None:
-            statement = statement.where(AuditRow.job_id == job_id)
-        statement = statement.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)
-        return list((await self.session.execute(statement)).scalars().all())
+        for column, value in (
+            (AuditRow.actor, audit_filter.actor),
+            (AuditRow.action, audit_filter.action),
+            (AuditRow.job_id, audit_filter.job_id),
+            (AuditRow.outcome, audit_filter.outcome),
+        ):
+            if value is not None:
+                statement = statement.where(column == value)
+        if before_id is not None:
+            statement = statement.where(AuditRow.id < before_id)
+        statement = statement.order_by(AuditRow.id.desc()).limit(limit)
+        return [_entry(r) for r in (await self.session.execute(statement)).scalars().all()]

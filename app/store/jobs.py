@@ -8,8 +8,8 @@ from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import Job, JobSpec, JobStatus, Pod, PodPhase, utcnow
-from app.domain.listing import JobFilter, JobPage, PageRequest
-from app.store.tables import JobEventRow, JobRow, PodRow
+from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
+from app.store.tables import JobEventRow, JobRow, JobShareRow, PodRow
 
 
 def _job(row: JobRow) -> Job:
@@ -24,6 +24,7 @@ def _job(row: JobRow) -> Job:
         started_at=row.started_at,
         finished_at=row.finished_at,
         idempotency_key=row.idempotency_key,
+        shared_with=tuple(row.shared_groups or ()),
     )
 
 
@@ -69,8 +70,24 @@ class JobRepository:
                 idempotency_key=job.idempotency_key,
                 created_at=job.created_at,
                 updated_at=now,
+                shared_groups=list(job.shared_with),
             )
         )
+        await self.session.flush()
+        await self._write_shares(job.job_id, job.shared_with)
+
+    async def set_shares(self, job_id: str, groups: tuple[str, ...]) -> None:
+        row = await self.session.get(JobRow, job_id)
+        if row is None:
+            return
+        row.shared_groups = list(groups)
+        row.updated_at = utcnow()
+        await self.session.execute(delete(JobShareRow).where(JobShareRow.job_id == job_id))
+        await self._write_shares(job_id, groups)
+
+    async def _write_shares(self, job_id: str, groups: tuple[str, ...]) -> None:
+        for group in dict.fromkeys(groups):
+            self.session.add(JobShareRow(job_id=job_id, group_name=group))
         await self.session.flush()
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
@@ -113,13 +130,20 @@ class JobRepository:
         # Pods and events go with it (ON DELETE CASCADE); delete them explicitly too so
         # the outcome does not depend on the SQLite foreign-key pragma.
         await self.session.execute(delete(PodRow).where(PodRow.job_id == job_id))
+        await self.session.execute(delete(JobShareRow).where(JobShareRow.job_id == job_id))
         await self.session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
         await self.session.execute(delete(JobRow).where(JobRow.id == job_id))
 
-    def _where(self, job_filter: JobFilter, visible_to: str | None) -> list:
+    def _where(self, job_filter: JobFilter, visible_to: Audience | None) -> list:
         conditions = []
         if visible_to is not None:
-            conditions.append(JobRow.owner == visible_to)
+            if visible_to.groups:
+                shared = select(JobShareRow.job_id).where(
+                    JobShareRow.group_name.in_(visible_to.groups)
+                )
+                conditions.append(or_(JobRow.owner == visible_to.user, JobRow.id.in_(shared)))
+            else:
+                conditions.append(JobRow.owner == visible_to.user)
         if job_filter.owner:
             conditions.append(JobRow.owner == job_filter.owner)
         if job_filter.statuses:
@@ -136,9 +160,9 @@ class JobRepository:
         return conditions
 
     async def list(
-        self, *, job_filter: JobFilter, page: PageRequest, visible_to: str | None
+        self, *, job_filter: JobFilter, page: PageRequest, visible_to: Audience | None
     ) -> JobPage:
-        """Newest first. `visible_to` restricts to one owner's jobs (None: all)."""
+        """Newest first. `visible_to` restricts to what one audience may read (None: all)."""
         conditions = self._where(job_filter, visible_to)
         if page.after is not None:
             conditions.append(
@@ -166,7 +190,7 @@ class JobRepository:
     def _supports_row_values(self) -> bool:
         return self.session.bind.dialect.name == "postgresql"
 
-    async def count(self, *, job_filter: JobFilter, visible_to: str | None) -> int:
+    async def count(self, *, job_filter: JobFilter, visible_to: Audience | None) -> int:
         statement = select(func.count()).select_from(JobRow).where(
             *self._where(job_filter, visible_to)
         )

@@ -41,6 +41,21 @@ class JobRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _utc()
     finished_at: datetime | None = _utc()
+    shared_groups: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
+    )
+
+
+class JobShareRow(SQLModel, table=True):
+    """One row per group a job is shared with (read-only), for finding them by group."""
+
+    __tablename__ = "job_shares"
+    __table_args__ = (Index("ix_job_shares_group", "group_name", "job_id"),)
+
+    job_id: str = Field(
+        sa_column=Column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    )
+    group_name: str = Field(sa_type=String(255), primary_key=True)
 
 
 class PodRow(SQLModel, table=True):

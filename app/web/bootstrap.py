@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import structlog
 
+from app.core.audit import AuditService
 from app.core.broker import Broker
 from app.core.identity import IdentityService
 from app.core.oidc import OidcConfig, OidcVerifier
@@ -101,6 +102,7 @@ async def start_services(settings: Settings) -> Services:
         live=LiveService(jobs=jobs, broker=broker),
         jobs=jobs,
         tokens=tokens,
+        audit=AuditService(db),
         identity=IdentityService(
             tokens=tokens,
             limiter=RateLimiter(

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.jobs import EventType, Job, JobEvent, JobSpec, JobStatus, Pod, PodPhase
-from app.domain.listing import JobCursor, JobFilter, PageRequest
+from app.domain.listing import Audience, JobCursor, JobFilter, PageRequest
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
 
@@ -49,20 +49,20 @@ async def test_listing_filters_orders_and_pages(db):
         repo = JobRepository(session)
         everything = await repo.list(job_filter=JobFilter(), page=PageRequest(first=10), visible_to=None)
         assert [j.job_id for j in everything.jobs] == ["j-b1", "j-a3", "j-a2", "j-a1"]
-        mine = await repo.list(job_filter=JobFilter(), page=PageRequest(first=2), visible_to="alice")
+        mine = await repo.list(job_filter=JobFilter(), page=PageRequest(first=2), visible_to=Audience("alice"))
         assert [j.job_id for j in mine.jobs] == ["j-a3", "j-a2"] and mine.has_next_page
         rest = await repo.list(
-            job_filter=JobFilter(), page=PageRequest(first=2, after=JobCursor.of(mine.jobs[-1])), visible_to="alice"
+            job_filter=JobFilter(), page=PageRequest(first=2, after=JobCursor.of(mine.jobs[-1])), visible_to=Audience("alice")
         )
         assert [j.job_id for j in rest.jobs] == ["j-a1"] and not rest.has_next_page
-        assert await repo.count(job_filter=JobFilter(), visible_to="alice") == 3
+        assert await repo.count(job_filter=JobFilter(), visible_to=Audience("alice")) == 3
         running = JobFilter(statuses=(JobStatus.RUNNING,))
         assert [j.job_id for j in (await repo.list(job_filter=running, page=PageRequest(), visible_to=None)).jobs] == ["j-a2"]
         assert await repo.count(job_filter=JobFilter(queue="high"), visible_to=None) == 1
         assert await repo.count(job_filter=JobFilter(keyword="RESNET"), visible_to=None) == 1
         assert await repo.count(job_filter=JobFilter(keyword="j-a"), visible_to=None) == 3
         assert await repo.count(job_filter=JobFilter(keyword="%_"), visible_to=None) == 1
-        assert await repo.count(job_filter=JobFilter(owner="bob"), visible_to="alice") == 0
+        assert await repo.count(job_filter=JobFilter(owner="bob"), visible_to=Audience("alice")) == 0
         active = await repo.list_active(pool_id="local")
         assert {j.job_id for j in active} == {"j-a1", "j-a2", "j-a3", "j-b1"}
 
@@ -114,3 +114,18 @@ async def test_pods_and_events_are_stored_once_and_go_with_the_job(db):
         assert await JobRepository(session).get("j-p1") is None
         assert (await PodRepository(session).for_jobs(["j-p1"]))["j-p1"] == []
         assert await EventRepository(session).list("j-p1") == []
+
+
+async def test_shared_jobs_are_visible_to_the_groups_they_are_shared_with(db):
+    shared = make_job("j-sh1", owner="bob")
+    shared.shared_with = ("nlp",)
+    await add(db, shared, make_job("j-sh2", owner="bob"), make_job("j-sh3", owner="carol"))
+    async with db.transaction() as session:
+        await JobRepository(session).set_shares("j-sh3", ("vision", "nlp"))
+    async with db.reader() as session:
+        repo = JobRepository(session)
+        nlp_member = Audience("alice", ("nlp",))
+        listed = await repo.list(job_filter=JobFilter(), page=PageRequest(), visible_to=nlp_member)
+        assert [j.job_id for j in listed.jobs] == ["j-sh3", "j-sh1"]
+        assert await repo.count(job_filter=JobFilter(), visible_to=Audience("alice", ("ops",))) == 0
+        assert (await repo.get("j-sh3")).shared_with == ("vision", "nlp")
