@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     oidc_admin_group: str | None = None
     oidc_algorithms: str = "RS256,ES256"
     oidc_clock_skew_seconds: int = Field(default=60, ge=0, le=600)
+    # An unknown key id makes the server fetch the JWKS again, at most this often.
+    oidc_jwks_min_refresh_seconds: float = Field(default=10.0, ge=0)
 
     @cached_property
     def database_url_resolved(self) -> str:

@@ -68,6 +68,7 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
             admin_group=settings.oidc_admin_group,
             algorithms=tuple(a.strip() for a in settings.oidc_algorithms.split(",") if a.strip()),
             clock_skew_seconds=settings.oidc_clock_skew_seconds,
+            jwks_min_refresh_seconds=settings.oidc_jwks_min_refresh_seconds,
         )
     except ValueError as error:
         raise ConfigurationError(f"OIDC settings: {error}") from error
