@@ -199,7 +199,8 @@ async def _log_events(stream: AsyncIterator[Any]) -> AsyncIterator[dict[str, str
             if error:
                 yield {"event": "error", "data": json.dumps(failure_body(error), ensure_ascii=False)}
                 return
-            yield {"data": result.data["podLogs"]}
+            for line in result.data["podLogLines"]:
+                yield {"data": line}
         yield {"event": "end", "data": ""}
     finally:
         await stream.aclose()

@@ -15,6 +15,52 @@ from app.domain.jobs import Job, JobEvent
 from app.domain.principal import Principal
 
 
+# A follower that falls this many lines behind makes the log reader wait (backpressure)
+# instead of the server buffering without bound.
+LOG_BUFFER_LINES = 20_000
+MAX_BATCH_LINES = 5_000
+
+
+async def batched(lines: AsyncIterator[str], *, max_lines: int = MAX_BATCH_LINES) -> AsyncIterator[list[str]]:
+    """The lines as lists: each list holds every line already read (up to `max_lines`), so
+    a fast-growing log goes out in few messages and a slow one line by line."""
+    buffer: asyncio.Queue[str | None] = asyncio.Queue(maxsize=LOG_BUFFER_LINES)
+    failure: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            async for line in lines:
+                await buffer.put(line)
+        except Exception as error:  # handed to the consumer below
+            failure.append(error)
+        finally:
+            await buffer.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            first = await buffer.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < max_lines and not buffer.empty():
+                line = buffer.get_nowait()
+                if line is None:
+                    yield batch
+                    batch = []
+                    break
+                batch.append(line)
+            if not batch:
+                break
+            yield batch
+        if failure:
+            raise failure[0]
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        await lines.aclose()
+
+
 class LiveService:
     def __init__(self, *, jobs: JobService, broker: Broker) -> None:
         self.jobs = jobs

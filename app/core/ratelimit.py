@@ -33,7 +33,7 @@ class RateLimiter:
             retry_after = (1.0 - tokens) / self.rate
             raise RateLimited(
                 f"too many requests from {key!r}: at most {self.rate * 60:g} a minute "
-                f"(bursts of {self.burst}); retry in {retry_after:.1f} s",
+                f"(bursts of {self.burst}); retry in {max(retry_after, 0.01):.2f} s",
                 retry_after=retry_after,
             )
         self._buckets[key] = (tokens - 1.0, now)

@@ -69,7 +69,7 @@ class Mutation:
                 shared_with=tuple(input.shared_with_groups or ()),
             )
         )
-        return CreateJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+        return CreateJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(
         description="Let the members of `groups` read the job (replacing earlier groups); "
@@ -81,14 +81,14 @@ class Mutation:
         job, errors = await user_errors(
             lambda: jobs.share(actor=actor, job_id=input.job_id, groups=tuple(input.groups))
         )
-        return ShareJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+        return ShareJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(description="Stop a queued or running job; it ends STOPPED.")
     async def stop_job(self, info: Info, input: JobIdInput) -> StopJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
         job, errors = await user_errors(lambda: jobs.stop(actor=actor, job_id=input.job_id))
-        return StopJobPayload(job=Job(job=job) if job else None, user_errors=errors)
+        return StopJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(description="Stop the job if needed and remove it with its pods, events and logs.")
     async def delete_job(self, info: Info, input: JobIdInput) -> DeleteJobPayload:

@@ -50,7 +50,7 @@ class Query:
 
     @strawberry.field(description="One job by its id, e.g. `j-7k2m9x4q`.")
     async def job(self, info: Info, id: strawberry.ID) -> Job | None:
-        return Job(job=await info.context.services.jobs.get(actor=info.context.actor, job_id=id))
+        return Job.of(await info.context.services.jobs.get(actor=info.context.actor, job_id=id))
 
     @strawberry.field(description="Where you may run jobs, and their queues.")
     def resource_pools(self, info: Info) -> list[ResourcePool]:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import strawberry
 
+from app.core.live import batched
 from app.graphql.types import Info, Job, JobEvent
 
 
@@ -29,7 +30,7 @@ class Subscription:
         )
         try:
             async for job in stream:
-                yield Job(job=job)
+                yield Job.of(job)
         finally:
             await stream.aclose()
 
@@ -75,3 +76,31 @@ class Subscription:
                 yield line
         finally:
             await lines.aclose()  # stop following at once when the client goes away
+
+    @strawberry.subscription(
+        description="Like `podLogs`, but each message is a list of the lines written since "
+        "the last one (at most 5,000): what a client following a fast-growing log should use."
+    )
+    async def pod_log_lines(
+        self,
+        info: Info,
+        job_id: strawberry.ID,
+        pod_name: str,
+        tail_lines: int | None = None,
+        follow: bool = True,
+        keyword: str | None = None,
+    ) -> AsyncGenerator[list[str], None]:
+        lines = info.context.services.jobs.follow_logs(
+            actor=info.context.actor,
+            job_id=job_id,
+            pod_name=pod_name,
+            tail_lines=tail_lines,
+            keyword=keyword,
+            follow=follow,
+        )
+        batches = batched(lines)
+        try:
+            async for batch in batches:
+                yield batch
+        finally:
+            await batches.aclose()

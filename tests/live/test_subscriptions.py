@@ -136,3 +136,17 @@ async def test_sockets_without_a_valid_token_are_closed_unauthorized(running):
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await client.ws.recv()
         assert closed.value.rcvd.code == 4401
+
+
+async def test_pod_log_lines_batches_a_fast_log_without_losing_a_line(running, alice):
+    job = await create_job(alice, command=[PY, "-c", "import sys\nfor i in range(50000): print('row', i)"])
+    pod = f"{job['jobId']}-0"
+    await wait_for_status(alice, job["jobId"], "RUNNING", "SUCCEEDED")
+    batches = []
+    async with gql_session(running.server.url, running.alice_token) as session:
+        query = "subscription($id: ID!, $pod: String!) { podLogLines(jobId: $id, podName: $pod) }"
+        async for result in gql_subscribe(session, query, {"id": job["jobId"], "pod": pod}):
+            batches.append(result["podLogLines"])
+    lines = [line for batch in batches for line in batch]
+    assert lines == [f"row {i}" for i in range(50000)]
+    assert len(batches) < 1000  # many lines per message

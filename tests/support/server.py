@@ -131,8 +131,10 @@ def server_env(data_dir: Path, database_url: str | None, **extra: str) -> dict[s
         JOBGRAPH_STOP_GRACE_SECONDS="2",
         JOBGRAPH_LOG_LEVEL="info",
         NO_PROXY="127.0.0.1,localhost",
-        **extra,
+        # Tests poll hard; the rate limit has its own tests (tests/security).
+        JOBGRAPH_RATE_LIMIT_PER_MINUTE="0",
     )
+    env.update(extra)
     if database_url:
         env["JOBGRAPH_DATABASE_URL"] = database_url
     return env
