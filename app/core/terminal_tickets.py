@@ -2,8 +2,9 @@
 
 The browser cannot add an Authorization header to a WebSocket, so the terminal URL
 carries its own credential: `<payload>.<signature>`, both base64url, where the payload
-is JSON {u: user, j: job, p: pod, e: expiry (unix s), n: nonce} and the signature is
-HMAC-SHA256 over the encoded payload. `redeem` accepts each credential once."""
+is JSON {u: user, a: admin (only when true), j: job, p: pod, e: expiry (unix s),
+n: nonce} and the signature is HMAC-SHA256 over the encoded payload. `redeem` accepts each
+credential once; `check` verifies one without spending it (for the terminal page)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,17 @@ class TerminalBinding:
     job_id: str
     pod_name: str
     expires_at: datetime
+    # The user's admin right when the credential was issued: an admin may open a shell
+    # in anyone's job, and the socket re-checks access as the same principal.
+    is_admin: bool = False
+
+
+class CredentialSpent(Unauthenticated):
+    """Genuine, but expired or used already; says whose it was (for the audit trail)."""
+
+    def __init__(self, message: str, binding: TerminalBinding) -> None:
+        super().__init__(message)
+        self.binding = binding
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +102,38 @@ class TerminalTickets:
         self._used: dict[str, float] = {}
 
     async def open(self, *, actor: Principal, job_id: str, pod_name: str) -> IssuedTicket:
-        """A credential for a pod of a job the actor may see (NotFound otherwise)."""
+        """A credential for a pod of a job the actor may act on: NotFound otherwise, and
+        PermissionDenied for a job shared with them read-only (a shell is not reading)."""
         assert self._jobs is not None, "TerminalTickets needs the JobService to issue"
-        await self._jobs.require_pod(actor=actor, job_id=job_id, pod_name=pod_name)
-        return self.issue(user=actor.user, job_id=job_id, pod_name=pod_name)
+        await self._jobs.require_pod(
+            actor=actor, job_id=job_id, pod_name=pod_name, action="terminal.open"
+        )
+        return self.issue(
+            user=actor.user, job_id=job_id, pod_name=pod_name, is_admin=actor.is_admin
+        )
 
-    def issue(self, *, user: str, job_id: str, pod_name: str) -> IssuedTicket:
+    def issue(
+        self, *, user: str, job_id: str, pod_name: str, is_admin: bool = False
+    ) -> IssuedTicket:
         expiry = self._clock() + self._ttl
         payload = {"u": user, "j": job_id, "p": pod_name, "e": expiry, "n": secrets.token_urlsafe(12)}
+        if is_admin:
+            payload["a"] = True
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         credential = f"{body}.{self._sign(body)}"
         return IssuedTicket(credential=credential, expires_at=datetime.fromtimestamp(expiry, UTC))
 
     def redeem(self, credential: str) -> TerminalBinding:
         """Verify signature, expiry and first use; then the credential is spent."""
+        binding, nonce = self._verify(credential)
+        self._used[nonce] = binding.expires_at.timestamp()
+        return binding
+
+    def check(self, credential: str) -> TerminalBinding:
+        """What `redeem` would answer, without spending the credential."""
+        return self._verify(credential)[0]
+
+    def _verify(self, credential: str) -> tuple[TerminalBinding, str]:
         body, _, signature = credential.partition(".")
         if not body or not hmac.compare_digest(signature, self._sign(body)):
             raise Unauthenticated("terminal credential is not valid")
@@ -111,19 +141,24 @@ class TerminalTickets:
             payload = json.loads(_unb64(body))
             user, job_id, pod_name = str(payload["u"]), str(payload["j"]), str(payload["p"])
             expiry, nonce = float(payload["e"]), str(payload["n"])
+            is_admin = payload.get("a") is True
         except (ValueError, KeyError, TypeError, binascii.Error):
             raise Unauthenticated("terminal credential is not valid") from None
+        binding = TerminalBinding(
+            user=user, job_id=job_id, pod_name=pod_name,
+            expires_at=datetime.fromtimestamp(expiry, UTC), is_admin=is_admin,
+        )
         now = self._clock()
         if now >= expiry:
-            raise Unauthenticated("terminal credential has expired; ask for a new terminal URL")
+            raise CredentialSpent(
+                "terminal credential has expired; ask for a new terminal URL", binding
+            )
         self._forget_expired(now)
         if nonce in self._used:
-            raise Unauthenticated("terminal credential was already used; ask for a new terminal URL")
-        self._used[nonce] = expiry
-        return TerminalBinding(
-            user=user, job_id=job_id, pod_name=pod_name,
-            expires_at=datetime.fromtimestamp(expiry, UTC),
-        )
+            raise CredentialSpent(
+                "terminal credential was already used; ask for a new terminal URL", binding
+            )
+        return binding, nonce
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
