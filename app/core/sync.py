@@ -29,6 +29,12 @@ def merge(job: Job, update: JobUpdate) -> Job:
             changes["exit_code"] = update.exit_code
         if update.finished_at is not None:
             changes["finished_at"] = update.finished_at
+    elif (
+        update.status is not None and update.status == job.status
+        and not job.status.is_final and update.reason != job.reason
+    ):
+        # The same status for a new reason (e.g. PENDING, now ImagePullBackOff): keep it current.
+        changes["reason"] = update.reason
     if update.started_at is not None and job.started_at is None:
         changes["started_at"] = update.started_at
     return replace(job, **changes) if changes else job

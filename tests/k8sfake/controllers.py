@@ -175,6 +175,11 @@ class JobController:
         for pod in self.owned_pods(job):
             self._drop_finalizer(pod)
             self.delete_pod(pod)
+        uid = job["metadata"]["uid"]
+        for svc in self.store.list("services", job["metadata"]["namespace"]):
+            if owner_uid(svc) == uid:
+                self.store.remove("services", svc["metadata"]["namespace"],
+                                  svc["metadata"]["name"])
         self.counted.pop(job["metadata"]["uid"], None)
         self.seen.pop(job["metadata"]["uid"], None)
 

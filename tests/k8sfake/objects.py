@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import re
+import zlib
 from typing import Any
 
 from . import errors
@@ -170,3 +171,53 @@ def job_update_errors(old: dict[str, Any], new: dict[str, Any]) -> list[FieldErr
         else:
             errs.append(errors.invalid("spec.template", n.get("template"), "field is immutable"))
     return errs
+
+
+# --- Services (headless ones, as a job runner creates them) ----------------------------------
+# Narrow: ClusterIP Services only (headless "None" or without an address), no allocation of
+# cluster IPs, no Endpoints/EndpointSlices. Other types are refused with the real 422 message.
+
+SERVICE_TYPES = ["ClusterIP", "ExternalName", "LoadBalancer", "NodePort"]
+
+
+def validate_service(svc: dict[str, Any]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = svc["metadata"].get("name", "")
+    if name and not (DNS1123_LABEL.match(name) and len(name) <= 63):
+        errs.append(errors.invalid("metadata.name", name, LABEL_MSG.replace(
+            "a lowercase RFC 1123 label", "a DNS-1035 label")))
+    spec = svc.get("spec") or {}
+    kind = spec.get("type", "ClusterIP")
+    if kind not in SERVICE_TYPES:
+        errs.append(errors.not_supported("spec.type", kind, SERVICE_TYPES))
+    elif kind != "ClusterIP":
+        errs.append(errors.forbidden("spec.type", "the fake only serves ClusterIP Services"))
+    ports = spec.get("ports") or []
+    if not ports and spec.get("clusterIP") != "None":
+        errs.append(errors.required("spec.ports"))
+    for i, port in enumerate(ports):
+        p = port.get("port")
+        if not isinstance(p, int) or not 0 < p < 65536:
+            errs.append(errors.invalid(f"spec.ports[{i}].port", p,
+                                       "must be between 1 and 65535, inclusive"))
+    return errs
+
+
+def default_service(svc: dict[str, Any]) -> dict[str, Any]:
+    spec = svc.setdefault("spec", {})
+    spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    if spec.get("clusterIP") == "None":
+        spec["clusterIPs"] = ["None"]
+    else:
+        spec["clusterIP"] = spec.get("clusterIP") or (
+            f"10.96.0.{zlib.crc32(svc['metadata']['name'].encode()) % 250 + 2}")
+        spec["clusterIPs"] = [spec["clusterIP"]]
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+    svc["status"] = {"loadBalancer": {}}
+    return svc

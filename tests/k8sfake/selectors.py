@@ -156,6 +156,7 @@ FIELD_GETTERS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "jobs": {
         "status.successful": lambda o: _str(_get(o, "status.succeeded") or 0),
     },
+    "services": {},
 }
 for _getters in FIELD_GETTERS.values():
     _getters["metadata.name"] = lambda o: _str(_get(o, "metadata.name"))

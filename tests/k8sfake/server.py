@@ -24,10 +24,12 @@ from .logs import handle_log
 from .objects import (
     default_job,
     default_pod_spec,
+    default_service,
     job_update_errors,
     pod_qos,
     validate_job,
     validate_pod_spec,
+    validate_service,
 )
 from .patch import PATCH_TYPES, apply_patch
 from .selectors import matcher
@@ -52,11 +54,12 @@ WARNING_ORPHAN = ('299 - "child pods are preserved by default when jobs are dele
 
 _PATHS = [
     (re.compile(r"^/apis/batch/v1/namespaces/([^/]+)/(jobs)(?:/([^/]+)(?:/([^/]+))?)?$"), True),
-    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|events)(?:/([^/]+)(?:/([^/]+))?)?$"), True),
+    (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|events|services)(?:/([^/]+)(?:/([^/]+))?)?$"), True),
     (re.compile(r"^/apis/batch/v1/(jobs)$"), False),
-    (re.compile(r"^/api/v1/(pods|events)$"), False),
+    (re.compile(r"^/api/v1/(pods|events|services)$"), False),
 ]
-SUBRESOURCES = {"jobs": {"status"}, "pods": {"status", "log", "exec"}, "events": set()}
+SUBRESOURCES = {"jobs": {"status"}, "pods": {"status", "log", "exec"}, "events": set(),
+                "services": set()}
 
 
 @dataclass
@@ -199,6 +202,8 @@ DISCOVERY = {
         {"name": "pods/status", "singularName": "", "namespaced": True, "kind": "Pod",
          "verbs": ["get", "patch", "update"]},
         {"name": "events", "singularName": "event", "namespaced": True, "kind": "Event",
+         "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
+        {"name": "services", "singularName": "service", "namespaced": True, "kind": "Service",
          "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]}]},
     "/apis/batch/v1": {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "batch/v1",
                        "resources": [
@@ -478,6 +483,12 @@ class Api:
             obj["status"] = {"phase": "Pending", "qosClass": pod_qos(spec)}
         elif self.resource == "events" and not obj.get("involvedObject"):
             obj["involvedObject"] = {}
+        elif self.resource == "services":
+            obj.pop("status", None)
+            errs = validate_service(obj)
+            if errs:
+                raise errors.invalid_error("Service", "", name, errs)
+            default_service(obj)
         return obj
 
     # -- update / patch ------------------------------------------------------------------
@@ -574,6 +585,10 @@ class Api:
             if not dry:
                 self.store.remove("events", ns, name)
             return json_response(self._success(current))
+        if self.resource == "services":  # ReturnDeletedObject, like pods
+            if dry:
+                return json_response(current)
+            return json_response(self.store.remove("services", ns, name))
         # jobs
         policy = opts.get("propagationPolicy")
         headers = None

@@ -44,6 +44,7 @@ RESOURCES = {
     "jobs": Resource("jobs", "batch", "v1", "Job", "JobList"),
     "pods": Resource("pods", "", "v1", "Pod", "PodList"),
     "events": Resource("events", "", "v1", "Event", "EventList"),
+    "services": Resource("services", "", "v1", "Service", "ServiceList"),
 }
 
 

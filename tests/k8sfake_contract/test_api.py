@@ -183,3 +183,27 @@ async def test_delete_orphan_default_vs_background(fake: FakeKubernetes, batch: 
     for p in orphans:
         await core.delete_namespaced_pod(p["metadata"]["name"], "default",
                                          grace_period_seconds=0)
+
+
+async def test_headless_services_are_served_and_collected_with_their_job(batch, core, fake):
+    """Services (added for the jobgraph runtime's multi-replica jobs): create/get/delete,
+    422 for a non-headless one without ports, garbage collection with the owning Job."""
+
+    job = await batch.create_namespaced_job("default", job_manifest("svc-owner", ["sleep", "30"]))
+    body = {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "svc-owner", "ownerReferences": [{
+                "apiVersion": "batch/v1", "kind": "Job", "name": "svc-owner",
+                "uid": job.metadata.uid, "controller": True, "blockOwnerDeletion": True}]},
+            "spec": {"clusterIP": "None", "selector": {"job-name": "svc-owner"}}}
+    created = await core.create_namespaced_service("default", body)
+    assert created.spec.cluster_ip == "None" and created.spec.type == "ClusterIP"
+    assert (await core.read_namespaced_service("svc-owner", "default")).metadata.uid
+    with pytest.raises(ApiException) as e:
+        await core.create_namespaced_service("default", body)
+    assert e.value.status == 409
+    with pytest.raises(ApiException) as e:
+        await core.create_namespaced_service("default", {"metadata": {"name": "no-ports"},
+                                                          "spec": {"selector": {"a": "b"}}})
+    assert e.value.status == 422 and "spec.ports: Required value" in status_of(e.value)["message"]
+    await batch.delete_namespaced_job("svc-owner", "default", propagation_policy="Background")
+    await fake.wait_for(lambda: fake.store.get("services", "default", "svc-owner") is None)

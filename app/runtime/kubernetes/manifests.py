@@ -1,0 +1,149 @@
+"""What a job becomes in the cluster: a batch/v1 Job (Indexed, with a headless Service,
+for several replicas). Plain dicts in the API's own field names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.domain.errors import ValidationFailed
+from app.domain.jobs import Job
+from app.runtime.kubernetes.options import KubernetesPoolOptions
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+JOB_ID_LABEL = "jobgraph.io/job-id"
+POOL_LABEL = "jobgraph.io/pool"
+NAME_ANNOTATION = "jobgraph.io/name"
+OWNER_ANNOTATION = "jobgraph.io/owner"
+STOP_ANNOTATION = "jobgraph.io/stop-requested"
+KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+CONTAINER = "main"
+
+
+
+def selector(pool_id: str) -> str:
+    """The label selector of one pool's objects (several pools may share a namespace)."""
+    return f"{MANAGED_BY}=jobgraph,{POOL_LABEL}={pool_id}"
+
+
+def _quantity_gib(gib: float) -> str:
+    mib = round(gib * 1024)
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def _resources(job: Job) -> dict[str, Any]:
+    res = job.spec.resources
+    amounts: dict[str, str] = {}
+    if res.cpus:
+        amounts["cpu"] = f"{round(res.cpus * 1000)}m"
+    if res.memory_gib:
+        amounts["memory"] = _quantity_gib(res.memory_gib)
+    if res.gpu:
+        amounts["nvidia.com/gpu"] = str(res.gpu)
+    return {"requests": dict(amounts), "limits": dict(amounts)} if amounts else {}
+
+
+def _env(job: Job, options: KubernetesPoolOptions) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [{"name": e.name, "value": e.value} for e in job.spec.envs]
+    own = {e["name"] for e in env}
+    replicas = job.spec.replicas
+    rank: dict[str, Any] = (
+        {"name": "RANK", "valueFrom": {"fieldRef": {"fieldPath": COMPLETION_INDEX}}}
+        if replicas > 1
+        else {"name": "RANK", "value": "0"}
+    )
+    # Replica 0 is reachable as <job>-0.<job> through the headless Service.
+    master = f"{job.job_id}-0.{job.job_id}" if replicas > 1 else "127.0.0.1"
+    for item in (
+        {"name": "JOBGRAPH_JOB_ID", "value": job.job_id},
+        {"name": "WORLD_SIZE", "value": str(replicas)},
+        rank,
+        {"name": "LOCAL_RANK", "value": "0"},
+        {"name": "MASTER_ADDR", "value": master},
+        {"name": "MASTER_PORT", "value": str(options.master_port)},
+    ):
+        if item["name"] not in own:
+            env.append(item)
+    return env
+
+
+def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
+    image = job.spec.image or options.default_image
+    if not image:
+        raise ValidationFailed(
+            f"image is required: pool {job.resource_pool_id!r} runs jobs in containers",
+            field="image",
+        )
+    labels = {MANAGED_BY: "jobgraph", JOB_ID_LABEL: job.job_id, POOL_LABEL: job.resource_pool_id}
+    annotations = {NAME_ANNOTATION: job.name, OWNER_ANNOTATION: job.owner}
+    priority_class = options.priority_class(job.spec.priority)
+    job_labels = dict(labels)
+    job_labels.update({k: v for k, v in job.spec.labels.items() if k not in labels})
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [
+            {
+                "name": CONTAINER,
+                "image": image,
+                "command": list(job.spec.command),
+                "env": _env(job, options),
+                "resources": _resources(job),
+            }
+        ],
+    }
+    if options.node_selector:
+        pod_spec["nodeSelector"] = dict(options.node_selector)
+    if options.tolerations:
+        pod_spec["tolerations"] = list(options.tolerations)
+    spec: dict[str, Any] = {
+        "backoffLimit": job.spec.max_retries,
+        "completions": job.spec.replicas,
+        "parallelism": job.spec.replicas,
+        "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod_spec},
+    }
+    if job.spec.timeout_seconds:
+        spec["activeDeadlineSeconds"] = job.spec.timeout_seconds
+    if job.spec.replicas > 1:
+        spec["completionMode"] = "Indexed"
+        pod_spec["subdomain"] = job.job_id
+    if options.queueing == "kueue":
+        job_labels[KUEUE_QUEUE_LABEL] = job.queue
+        spec["suspend"] = True  # Kueue admits it by unsuspending
+        if priority_class:
+            job_labels[KUEUE_PRIORITY_LABEL] = priority_class
+    elif options.queueing == "volcano":
+        pod_spec["schedulerName"] = "volcano"
+        annotations[VOLCANO_QUEUE_ANNOTATION] = job.queue
+        spec["template"]["metadata"]["annotations"][VOLCANO_QUEUE_ANNOTATION] = job.queue
+    if priority_class and options.queueing != "kueue":
+        pod_spec["priorityClassName"] = priority_class
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": job.job_id, "labels": job_labels, "annotations": annotations},
+        "spec": spec,
+    }
+
+
+def headless_service(job: Job, owner_uid: str) -> dict[str, Any]:
+    """Gives replicas stable names (<job>-<index>.<job>); owned by the Job, so it goes with it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": job.job_id,
+            "labels": {MANAGED_BY: "jobgraph", JOB_ID_LABEL: job.job_id,
+                       POOL_LABEL: job.resource_pool_id},
+            "ownerReferences": [
+                {"apiVersion": "batch/v1", "kind": "Job", "name": job.job_id, "uid": owner_uid,
+                 "controller": True, "blockOwnerDeletion": True}
+            ],
+        },
+        "spec": {
+            "clusterIP": "None",
+            "publishNotReadyAddresses": True,
+            "selector": {JOB_ID_LABEL: job.job_id},
+        },
+    }
