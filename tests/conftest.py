@@ -65,10 +65,26 @@ class Running:
         return client
 
 
+# The shared server's pools: `local` (4 slots, queues default and high) and `solo`
+# (1 slot), so queueing can be watched.
+POOLS = """
+pools:
+  - id: local
+    runtime: local
+    maxConcurrentJobs: 4
+    queues: [default, high]
+  - id: solo
+    runtime: local
+    maxConcurrentJobs: 1
+    queues: [default]
+"""
+
+
 @pytest.fixture(scope="session")
-def pools_file() -> Path | None:
-    """Overridden where a test package needs particular pools."""
-    return None
+def pools_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("pools") / "pools.yaml"
+    path.write_text(POOLS)
+    return path
 
 
 @pytest.fixture(scope="session")

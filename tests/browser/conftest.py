@@ -11,19 +11,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.browser.cdp import CHROMIUM, OFFLINE_FLAGS, Browser
-from tests.e2e.conftest import POOLS
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 LOCAL_SCHEMES = {"data", "blob", "about"}
 
-
-@pytest.fixture(scope="session")
-def pools_file(tmp_path_factory) -> Path:
-    """`running` is one server per session: give it the e2e package's pools whichever
-    package starts it first (as tests/rest does)."""
-    path = tmp_path_factory.mktemp("pools") / "pools.yaml"
-    path.write_text(POOLS)
-    return path
 
 
 @dataclass

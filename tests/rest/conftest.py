@@ -11,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import POOLS
 from tests.support.server import GraphQLClient
 
 OPERATIONS = (Path(__file__).resolve().parents[2] / "rest_compat" / "operations.graphql").read_text()
@@ -75,14 +74,6 @@ def legacy(value):
 def is_terminal_url(url: str) -> bool:
     return re.fullmatch(r"wss?://[^/]+/webterminal/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", url) is not None
 
-
-@pytest.fixture(scope="session")
-def pools_file(tmp_path_factory) -> Path:
-    """The e2e package's pools: `running` is one server per session, so whichever
-    package starts it first, both get the same pools."""
-    path = tmp_path_factory.mktemp("pools") / "pools.yaml"
-    path.write_text(POOLS)
-    return path
 
 
 @pytest.fixture(scope="session")
