@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ASSETS := app/web/static/vendor/.installed
+SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: run test install assets schema clean
 
@@ -32,7 +34,12 @@ run: install
 	$(BIN)/jobgraph migrate
 	$(BIN)/jobgraph serve
 
-test: install
+# Headless Chromium drives tests/browser (GraphiQL and the terminal page, offline).
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 # Rewrite schema.graphql from the live schema (a test fails when they differ).
