@@ -194,6 +194,8 @@ class JobService:
         job = Job(
             job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key, shared_with=groups
         )
+        runtime = self.runtimes.for_pool(pool.id)
+        runtime.validate(job)
         try:
             async with self.db.transaction() as session:
                 await JobRepository(session).add(job)
@@ -206,7 +208,7 @@ class JobService:
             return existing
         self._publish(job)
         try:
-            await self.runtimes.for_pool(pool.id).submit(job)
+            await runtime.submit(job)
         except Exception as exc:
             # Never leave a half-created job: it is FAILED, with the reason.
             reason = exc.message if isinstance(exc, DomainError) else f"submit failed: {exc}"

@@ -55,6 +55,10 @@ class Runtime(Protocol):
     async def close(self) -> None:
         """Stop supervising. Jobs keep running where the runtime allows it."""
 
+    def validate(self, job: Job) -> None:
+        """Refuse, before anything is recorded, a job this runtime could never run
+        (raises `ValidationFailed`), e.g. no image for a container runtime."""
+
     async def submit(self, job: Job) -> None:
         """Accept a new job. Raises `RuntimeUnavailable` when it cannot."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.kube.conftest import shell_job
@@ -210,14 +212,17 @@ async def test_kueue_holds_a_job_queued_until_admitted(cluster, tmp_path):
 
 
 async def test_a_job_needs_an_image_on_kubernetes(cluster, tmp_path):
-    # The pool `bare` has no defaultImage: a job naming none is refused, clearly.
+    # The pool `bare` has no defaultImage: a job naming none is refused, clearly, and
+    # before anything is recorded.
+    count = '{ jobs(filter: {resourcePoolId: "bare"}) { totalCount } }'
+    before = (await cluster.alice.execute(count))["jobs"]["totalCount"]
     errors = await create_errors(cluster.alice, **shell_job("true", tmp_path, resourcePoolId="bare"))
     assert errors[0]["code"] == "INVALID_ARGUMENT" and "image is required" in errors[0]["message"]
+    assert errors[0]["field"] == "image"
+    assert (await cluster.alice.execute(count))["jobs"]["totalCount"] == before
 
 
 async def wait_for_job(client, job_id, predicate, timeout: float = 20.0) -> dict:
-    import asyncio
-
     async with asyncio.timeout(timeout):
         while True:
             job = await get_job(client, job_id)

@@ -183,6 +183,9 @@ class KubernetesRuntime:
 
     # -- commands ------------------------------------------------------------------------
 
+    def validate(self, job: Job) -> None:
+        job_manifest(job, self.options)  # raises ValidationFailed (e.g. no image anywhere)
+
     async def submit(self, job: Job) -> None:
         manifest = job_manifest(job, self.options)
         self._known.add(job.job_id)

@@ -131,6 +131,9 @@ class LocalRuntime:
 
     # ---------------------------------------------------------------- the port
 
+    def validate(self, job: Job) -> None:
+        """Every valid spec runs here (the image is recorded, not used)."""
+
     async def submit(self, job: Job) -> None:
         self._require_running()
         if job.job_id in self._jobs:
