@@ -53,6 +53,9 @@ class Broker:
     def subscriber_count(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))
 
+    def subscriber_total(self) -> int:
+        return sum(len(queues) for queues in self._subscribers.values())
+
 
 def job_topic(job_id: str) -> str:
     return f"job:{job_id}"

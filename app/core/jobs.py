@@ -78,6 +78,12 @@ class JobService:
                 job_filter=job_filter, visible_to=self._scope(actor)
             )
 
+    async def count_by_status(self) -> dict[str, int]:
+        """All jobs by status (for operators' metrics)."""
+        async with self.db.reader() as session:
+            counts = await JobRepository(session).count_by_status()
+        return {status.value: counts.get(status.value, 0) for status in JobStatus}
+
     async def pods_of(self, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
         """Pods of jobs the caller already obtained through get or list (DataLoader batch)."""
         async with self.db.reader() as session:

@@ -196,6 +196,10 @@ class JobRepository:
         )
         return (await self.session.execute(statement)).scalar_one()
 
+    async def count_by_status(self) -> dict[str, int]:
+        statement = select(JobRow.status, func.count()).group_by(JobRow.status)
+        return {status: count for status, count in (await self.session.execute(statement)).all()}
+
     async def list_active(self, *, pool_id: str) -> list[Job]:
         final = [s.value for s in JobStatus if s.is_final]
         statement = (

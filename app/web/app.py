@@ -13,9 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.domain.errors import RateLimited, Unauthenticated
+from app.domain.errors import PermissionDenied, RateLimited, Unauthenticated
 from app.settings import Settings
-from app.web import health, terminal_socket
+from app.web import health, metrics, terminal_socket
 from app.web.bootstrap import start_services, stop_services
 from app.web.datadir import DataDirLock
 from app.web.graphiql import STATIC_DIR
@@ -91,7 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": retry},
         )
 
+    @app.exception_handler(PermissionDenied)
+    async def _forbidden(_: Request, exc: PermissionDenied) -> JSONResponse:
+        return JSONResponse({"message": exc.message, "code": exc.code}, status_code=403)
+
+    app.add_middleware(metrics.MetricsMiddleware)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     # GraphiQL's and the terminal page's scripts, from `make assets`; no CDN needed.
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)

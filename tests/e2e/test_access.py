@@ -80,3 +80,15 @@ async def test_graphiql_needs_no_cdn(running):
         for asset in assets:
             response = await http.get(asset)
             assert response.status_code == 200 and len(response.content) > 500, asset
+
+
+async def test_metrics_are_for_administrators(running, alice):
+    await alice.execute("{ jobs { totalCount } }")
+    async with httpx.AsyncClient(base_url=running.server.url) as http:
+        assert (await http.get("/metrics")).status_code == 401
+        denied = await http.get("/metrics", headers={"Authorization": f"Bearer {running.alice_token}"})
+        assert denied.status_code == 403
+        text = (await http.get("/metrics", headers={"Authorization": f"Bearer {running.admin_token}"})).text
+    assert "jobgraph_http_requests_total{" in text and "route=\"/graphql\"" in text, text
+    assert 'jobgraph_jobs{status="SUCCEEDED"}' in text
+    assert "jobgraph_broker_subscribers" in text

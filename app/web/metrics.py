@@ -1,0 +1,83 @@
+"""Prometheus metrics: HTTP requests by route, live subscriptions and terminals, jobs by
+status. `/metrics` answers administrators only (scrape with a bearer token)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from app.domain.errors import PermissionDenied
+from app.web.auth import CallerDep, ServicesDep
+
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter(
+    "jobgraph_http_requests_total", "HTTP requests and WebSocket sessions.",
+    ["method", "route", "status"], registry=REGISTRY,
+)
+LATENCY = Histogram(
+    "jobgraph_http_request_duration_seconds", "Time to answer an HTTP request.",
+    ["route"], registry=REGISTRY, buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+)
+JOBS = Gauge("jobgraph_jobs", "Jobs in the database by status.", ["status"], registry=REGISTRY)
+SUBSCRIBERS = Gauge("jobgraph_broker_subscribers", "Open subscriptions on the broker.", registry=REGISTRY)
+
+
+class MetricsMiddleware:
+    """Pure ASGI: no extra task per request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = [500]
+
+        async def send_with_status(message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            template = _template(scope["path"], status[0])
+            REQUESTS.labels(scope["method"], template, str(status[0])).inc()
+            LATENCY.labels(template).observe(time.perf_counter() - started)
+
+
+_IDS = (
+    (re.compile(r"^/webterminal/[^/]+$"), "/webterminal/{credential}"),
+    (re.compile(r"^/static/.*$"), "/static/{path}"),
+    (re.compile(r"/pods/[^/]+"), "/pods/{podName}"),
+    (re.compile(r"^/api/jobs/(?!create$)[^/]+"), "/api/jobs/{jobId}"),
+)
+
+
+def _template(path: str, status: int) -> str:
+    """The path with its ids replaced (`/api/jobs/{jobId}`), so ids do not explode the
+    label set; anything that was not found is one label."""
+    if status == 404 and not path.startswith("/api/jobs/"):
+        return "unmatched"
+    for pattern, replacement in _IDS:
+        path = pattern.sub(replacement, path)
+    return path
+
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/metrics", summary="Prometheus metrics (administrators)")
+async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
+    if not caller.require().is_admin:
+        raise PermissionDenied("metrics are for administrators")
+    for status, count in (await services.jobs.count_by_status()).items():
+        JOBS.labels(status).set(count)
+    SUBSCRIBERS.set(services.broker.subscriber_total())
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
