@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import sys
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
@@ -38,6 +39,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     configure(settings.log_level)
+    # uvicorn deprecates its `websockets` implementation for websockets-sansio, which
+    # fanned changes out about half as fast here (bench/README.md); kept while it exists.
+    warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
     try:
         uvicorn.run(
             create_app(settings),

@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from app.core.jobs import JobService
-from app.domain.errors import Unauthenticated
+from app.domain.errors import Conflict, Unauthenticated
+from app.domain.jobs import PodPhase
 from app.domain.principal import Principal
 
 DEFAULT_TTL_SECONDS = 60.0
@@ -105,9 +106,14 @@ class TerminalTickets:
         """A credential for a pod of a job the actor may act on: NotFound otherwise, and
         PermissionDenied for a job shared with them read-only (a shell is not reading)."""
         assert self._jobs is not None, "TerminalTickets needs the JobService to issue"
-        await self._jobs.require_pod(
+        _, pod = await self._jobs.require_pod(
             actor=actor, job_id=job_id, pod_name=pod_name, action="terminal.open"
         )
+        if pod.phase is not PodPhase.RUNNING:
+            raise Conflict(
+                f"pod {pod_name!r} is {pod.phase.value.lower()}, not running: a terminal needs "
+                "a running pod", field="podName",
+            )
         return self.issue(
             user=actor.user, job_id=job_id, pod_name=pod_name, is_admin=actor.is_admin
         )

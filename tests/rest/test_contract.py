@@ -186,8 +186,13 @@ async def test_follow_refuses_before_streaming(rest):
 
 
 async def test_web_terminal_url(rest):
-    job_id = await rest.create(flat("terminal", "pass"))
-    await rest.wait_for_status(job_id, "Succeeded")  # its pod is known by then
+    finished = await rest.create(flat("finished", "pass"))
+    await rest.wait_for_status(finished, "Succeeded")
+    ended = await rest.call("GET", f"/api/jobs/{finished}/pods/{finished}-0/webterminal", status=409)
+    assert ended["code"] == "CONFLICT" and "not running" in ended["message"]
+
+    job_id = await rest.create(flat("terminal", "import time; time.sleep(600)"))
+    await rest.wait_for_status(job_id, "Running")  # its pod is known by then
     pod = f"{job_id}-0"
     path = f"/api/jobs/{job_id}/pods/{pod}/webterminal"
     data = (await rest.call("GET", path))["data"]
@@ -209,6 +214,7 @@ async def test_web_terminal_url(rest):
     graphql = await rest.operation("RestOpenWebTerminal", {"jobId": job_id, "podName": "../../etc/passwd"})
     [error] = graphql["data"]["openWebTerminal"]["userErrors"]
     assert error["code"] == "NOT_FOUND" and error["field"] == "podName"
+    await rest.call("POST", f"/api/jobs/{job_id}/stop")
 
 
 async def test_other_users_jobs_are_not_found_and_credentials_are_required(rest, rest_bob, anonymous):
