@@ -14,6 +14,7 @@ import structlog
 
 from app.core import audit
 from app.core.jobs import JobService
+from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
 from app.core.terminal_tickets import CredentialSpent, TerminalBinding, TerminalTickets
 from app.domain.errors import DomainError, PermissionDenied
@@ -47,7 +48,9 @@ class TerminalService:
         runtimes: RuntimeRegistry,
         tickets: TerminalTickets,
         idle_seconds: float,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        self._limiter = limiter
         self._db = db
         self._jobs = jobs
         self._runtimes = runtimes
@@ -83,6 +86,8 @@ class TerminalService:
         actor = Principal(user=binding.user, is_admin=binding.is_admin, client_addr=client_addr)
         where = f"pod {binding.pod_name}"
         try:
+            if self._limiter is not None:
+                self._limiter.check(actor.user)  # the same per-principal limit as requests
             job, _ = await self._jobs.require_pod(
                 actor=actor, job_id=binding.job_id, pod_name=binding.pod_name
             )

@@ -94,6 +94,7 @@ async def start_services(settings: Settings) -> Services:
         ttl_seconds=settings.terminal_ticket_ttl_seconds,
     )
     tokens = TokenService(db)
+    limiter = RateLimiter(per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
     services = Services(
         settings=settings,
         db=db,
@@ -106,16 +107,14 @@ async def start_services(settings: Settings) -> Services:
         audit=AuditService(db),
         identity=IdentityService(
             tokens=tokens,
-            limiter=RateLimiter(
-                per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst
-            ),
+            limiter=limiter,
             oidc=oidc_verifier(settings),
         ),
         sync=sync,
         terminal_tickets=tickets,
         terminals=TerminalService(
             db=db, jobs=jobs, runtimes=runtimes, tickets=tickets,
-            idle_seconds=settings.terminal_idle_seconds,
+            idle_seconds=settings.terminal_idle_seconds, limiter=limiter,
         ),
     )
     for runtime in runtimes:

@@ -186,11 +186,17 @@ async def test_api_tokens_expire_and_revoke_at_once(secured):
     assert token_id in [n["detail"] for n in trail["auditLog"]["nodes"]]
 
 
-async def test_rate_limit_answers_429_with_retry_after(secured):
+async def test_rate_limit_answers_429_with_retry_after(secured, tmp_path):
     token = secured.jwt(sub="spammer", groups=[])
+    spammer = secured.client(token)
+    job = await create_job(spammer, command=["sleep", "600"], envs=[{"name": "HOME", "value": str(tmp_path)}])
+    await wait_for_status(spammer, job["jobId"], "RUNNING")
     async with httpx.AsyncClient(base_url=secured.server.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        terminal = (await http.get(f"/api/jobs/{job['jobId']}/pods/{job['jobId']}-0/webterminal")).json()
         statuses = [(await http.post("/api/jobs", json={})).status_code for _ in range(45)]
-        assert statuses[:40] == [200] * 40 and statuses[-1] == 429
+        first_refused = statuses.index(429)  # the burst (40) is spent: the rest are refused
+        assert first_refused >= 25 and set(statuses[:first_refused]) == {200}
+        assert set(statuses[first_refused:]) == {429}
         rest = await http.post("/api/jobs", json={})
         assert rest.status_code == 429 and int(rest.headers["Retry-After"]) >= 1
         assert rest.json()["code"] == "RATE_LIMITED"
@@ -201,6 +207,11 @@ async def test_rate_limit_answers_429_with_retry_after(secured):
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
         assert closed.value.rcvd.code == 4401
+    # The terminal socket counts against the same limit: refused before the upgrade.
+    with pytest.raises(websockets.InvalidStatus) as refused_socket:
+        async with websockets.connect(terminal["data"]["webTerminalUrl"]):
+            pass
+    assert refused_socket.value.response.status_code == 403
 
 
 async def test_query_cost_is_reported_and_limited(secured):
