@@ -4,6 +4,8 @@ cut every connection."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from tests.kube.conftest import shell_job
@@ -38,7 +40,12 @@ async def test_a_cut_and_compacted_watch_still_converges(faulty, tmp_path):
     assert relists, later  # 410 led to a fresh list
     assert any(r.status == 500 for r in later)
     # Events are stored once even though the re-list sent them all again.
-    events = (await get_job(alice, job_id))["events"]
+    async with asyncio.timeout(20):  # events come on their own watch
+        while True:
+            events = (await get_job(alice, job_id))["events"]
+            if "Completed" in [e["reason"] for e in events]:
+                break
+            await asyncio.sleep(0.05)
     keys = [(e["reason"], e["message"], e["timestamp"]) for e in events]
     assert len(keys) == len(set(keys)) and "Completed" in [e["reason"] for e in events]
 

@@ -81,10 +81,9 @@ async def test_a_job_runs_to_success_with_pods_events_and_logs(cluster, tmp_path
     # Logs (live or archived) and events (both shapes), stored once each.
     assert (await logs(alice, job_id, pod["name"])).splitlines() == ["hello", "世界"]
     assert (await logs(alice, job_id, pod["name"], tail=1)).splitlines() == ["世界"]
-    full = await get_job(alice, job_id)
-    reasons = [e["reason"] for e in full["events"]]
-    for expected in ("SuccessfulCreate", "Scheduled", "Pulled", "Created", "Started", "Completed"):
-        assert expected in reasons, reasons
+    expected = {"SuccessfulCreate", "Scheduled", "Pulled", "Created", "Started", "Completed"}
+    # Events come on their own watch: wait for them rather than for the status alone.
+    full = await wait_for_job(alice, job_id, lambda j: expected <= {e["reason"] for e in j["events"]})
     assert len(full["events"]) == len({(e["reason"], e["message"]) for e in full["events"]})
     scheduled = next(e for e in full["events"] if e["reason"] == "Scheduled")
     assert scheduled["message"].startswith(pod["name"] + ": Successfully assigned")
@@ -106,7 +105,11 @@ async def test_a_failing_job_ends_failed_with_backoff_limit_exceeded(cluster, tm
     assert done["reason"].startswith("BackoffLimitExceeded"), done["reason"]
     assert done["exitCode"] == 3
     assert len(done["pods"]) == 2 and all(p["phase"] == "Failed" for p in done["pods"])
-    assert any(e["reason"] == "BackoffLimitExceeded" and e["type"] == "Warning" for e in done["events"])
+    # Events come on their own watch: the Warning may land just after the status.
+    done = await wait_for_job(
+        alice, job["jobId"],
+        lambda j: any(e["reason"] == "BackoffLimitExceeded" and e["type"] == "Warning" for e in j["events"]),
+    )
     assert "boom" in await logs(alice, job["jobId"], done["pods"][0]["name"])
 
 
@@ -159,7 +162,7 @@ async def test_stop_keeps_logs_and_events_and_delete_removes_everything(cluster,
     assert stopped["finishedAt"]
     await fake.wait_for(lambda: not fake.pods_of(job_id))  # the pods are gone ...
     assert "started" in await logs(alice, job_id, pod_name)  # ... their logs are kept
-    assert "SuccessfulCreate" in [e["reason"] for e in (await get_job(alice, job_id))["events"]]
+    await wait_for_job(alice, job_id, lambda j: "SuccessfulCreate" in [e["reason"] for e in j["events"]])
 
     deleted = (await alice.execute(DELETE_JOB, {"id": job_id}))["deleteJob"]
     assert deleted == {"deletedJobId": job_id, "userErrors": []}
@@ -207,8 +210,9 @@ async def test_kueue_holds_a_job_queued_until_admitted(cluster, tmp_path):
     done = await wait_for_status(alice, job_id, "SUCCEEDED", "FAILED")
     assert done["status"] == "SUCCEEDED"
     assert (await logs(alice, job_id, done["pods"][0]["name"])).strip() == "admitted"
-    reasons = [e["reason"] for e in done["events"]]
-    assert "CreatedWorkload" in reasons and "Resumed" in reasons
+    await wait_for_job(
+        alice, job_id, lambda j: {"CreatedWorkload", "Resumed"} <= {e["reason"] for e in j["events"]}
+    )
 
 
 async def test_a_job_needs_an_image_on_kubernetes(cluster, tmp_path):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.kube.conftest import shell_job
-from tests.rest.conftest import Rest
+from tests.support.rest import Rest, sse_events
 
 
 @pytest.fixture
@@ -35,9 +37,13 @@ async def test_create_list_get_events_logs_and_delete(rest, cluster, tmp_path):
     path = f"/api/jobs/{job_id}/pods/{pod['name']}/logs"
     assert (await rest.call("GET", path))["data"]["logs"] == "one\ntwo\nthree\n"
     assert (await rest.call("GET", path, params={"tailLines": 2}))["data"]["logs"] == "two\nthree\n"
-    events = (await rest.call("GET", f"/api/jobs/{job_id}/events"))["data"]["events"]
+    async with asyncio.timeout(20):  # events come on their own watch
+        while True:
+            events = (await rest.call("GET", f"/api/jobs/{job_id}/events"))["data"]["events"]
+            if {"SuccessfulCreate", "Started", "Completed"} <= {e["reason"] for e in events}:
+                break
+            await asyncio.sleep(0.05)
     assert [e["timestamp"] for e in events] == sorted(e["timestamp"] for e in events)
-    assert {"SuccessfulCreate", "Started", "Completed"} <= {e["reason"] for e in events}
 
     # A page of jobs and a job with its pods: answered from the database alone.
     await fake.wait_idle()
@@ -68,21 +74,15 @@ async def test_follow_a_log_over_sse_then_stop(rest, cluster, tmp_path):
                                 params={"follow": "true"}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        event = "message"
-        async for raw in response.aiter_lines():
-            if raw.startswith("event:"):
-                event = raw.split(":", 1)[1].strip()
-            elif raw.startswith("data:"):
-                events.append(event)
-                if event == "message":
-                    lines.append(raw[5:].removeprefix(" "))
-                    if len(lines) == 3:
-                        stopped = await rest.call("POST", f"/api/jobs/{job_id}/stop")
-                        assert stopped["data"]["status"] in {"Stopping", "Stopped"}
-                if event == "end":
-                    break
-            elif not raw:
-                event = "message"
+        async for event, data in sse_events(response):
+            events.append(event)
+            if event == "message":
+                lines.append(data)
+                if len(lines) == 3:
+                    stopped = await rest.call("POST", f"/api/jobs/{job_id}/stop")
+                    assert stopped["data"]["status"] in {"Stopping", "Stopped"}
+            if event == "end":
+                break
     assert lines == ["line 0", "line 1", "line 2"] and events[-1] == "end"
     stopped = await rest.wait_for_status(job_id, "Stopped")
     assert stopped["pods"][0]["status"] in {"Failed", "Succeeded"}

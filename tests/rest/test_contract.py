@@ -7,7 +7,7 @@ import json
 
 import httpx
 
-from tests.rest.conftest import is_terminal_url, legacy
+from tests.support.rest import is_terminal_url, legacy, sse_events
 from tests.support.jobs import PY
 
 IMAGE = "registry.example/train:1"
@@ -151,22 +151,16 @@ async def test_stop_a_running_job_and_follow_its_log(rest):
     async with rest.http.stream("GET", url, params={"follow": "true"}) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        event = "message"
-        async for raw in response.aiter_lines():
-            if raw.startswith("event:"):
-                event = raw.split(":", 1)[1].strip()
-            elif raw.startswith("data:"):
-                events.append(event)
-                if event == "message":
-                    lines.append(raw[5:].removeprefix(" "))
-                    if len(lines) == 3:
-                        stopped = await rest.call("POST", f"/api/jobs/{job_id}/stop")
-                        assert stopped["message"] == "任务已停止"
-                        assert stopped["data"]["status"] in {"Stopping", "Stopped"}
-                if event == "end":
-                    break
-            elif not raw:
-                event = "message"
+        async for event, data in sse_events(response):
+            events.append(event)
+            if event == "message":
+                lines.append(data)
+                if len(lines) == 3:
+                    stopped = await rest.call("POST", f"/api/jobs/{job_id}/stop")
+                    assert stopped["message"] == "任务已停止"
+                    assert stopped["data"]["status"] in {"Stopping", "Stopped"}
+            if event == "end":
+                break
     assert lines == ["line 0", "line 1", "line 2"] and events[-1] == "end"
     assert (await rest.wait_for_status(job_id, "Stopped"))["status"] == "Stopped"
 
