@@ -18,7 +18,7 @@ from app.graphql.context import GraphQLContext
 from app.graphql.schema import schema
 from app.services import Services
 from app.web.auth import UNAUTHENTICATED_MESSAGE, CallerDep, ServicesDep, bearer_token, identify
-from app.web.graphiql import offline_graphiql_html
+from app.web.graphiql import AssetsMissing, offline_graphiql_html
 from app.web.public_url import public_base_url
 
 # graphql-transport-ws's close code for a connection_init that is not authorised.
@@ -104,7 +104,10 @@ class JobgraphGraphQLRouter(GraphQLRouter):
     graphql_ws_handler_class = LegacyWSHandler
 
     async def render_graphql_ide(self, request) -> HTMLResponse:
-        return HTMLResponse(offline_graphiql_html())
+        try:
+            return HTMLResponse(offline_graphiql_html())
+        except AssetsMissing as missing:  # an install without `make assets`
+            return HTMLResponse(f"<p>GraphiQL is not available: {missing}</p>", status_code=503)
 
 
 def graphql_router() -> GraphQLRouter:
