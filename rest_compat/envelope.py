@@ -16,6 +16,7 @@ from strawberry.types import ExecutionResult
 HTTP_STATUS: dict[str, int] = {
     "BAD_REQUEST": 400,  # the request itself is malformed (JSON, types, shape)
     "GRAPHQL_VALIDATION_FAILED": 400,  # variables that do not coerce to the schema's types
+    "GRAPHQL_PARSE_FAILED": 400,
     "INVALID_ARGUMENT": 400,
     "UNAUTHENTICATED": 401,
     "FORBIDDEN": 403,
@@ -23,6 +24,7 @@ HTTP_STATUS: dict[str, int] = {
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
     "RATE_LIMITED": 429,
+    "QUERY_TOO_EXPENSIVE": 400,
     "RUNTIME_UNAVAILABLE": 503,
 }
 INVALID_SPEC_STATUS = 422

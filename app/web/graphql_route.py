@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -102,6 +104,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
 class JobgraphGraphQLRouter(GraphQLRouter):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
+
+    async def process_result(self, request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        # Syntax errors are answered before the extensions that add codes run.
+        for error in result.errors or ():
+            if error.original_error is None and not (error.extensions or {}).get("code"):
+                error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
+        return await super().process_result(request, result)
 
     async def render_graphql_ide(self, request) -> HTMLResponse:
         try:
