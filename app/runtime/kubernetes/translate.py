@@ -15,6 +15,8 @@ STUCK_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError",
      "CreateContainerError", "CrashLoopBackOff"}
 )
+# Pod phases after which a pod runs no more (its log is complete and can be archived).
+ENDED = (PodPhase.SUCCEEDED, PodPhase.FAILED)
 
 
 def parse_time(value: Any) -> datetime | None:

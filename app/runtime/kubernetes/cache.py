@@ -1,0 +1,277 @@
+"""The watches' view of the cluster, and its translation into `JobUpdate`s.
+
+`ClusterCache` receives the raw objects of the three list-then-watch loops (Jobs, Pods,
+Events) and emits a `JobUpdate` whenever what a job looks like changes. It never awaits:
+work that needs the cluster (archiving a log, applying a stop, submitting again) is handed
+to the runtime through callbacks, which schedule it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from app.domain.errors import NotFound
+from app.domain.jobs import Job, JobStatus, utcnow
+from app.runtime.base import JobUpdate
+from app.runtime.kubernetes.translate import (
+    ENDED,
+    event_of,
+    event_sort_key,
+    gone_pod,
+    job_id_of,
+    job_state,
+    pod_of,
+)
+
+# Events of objects not (yet) known, kept to be matched once their job or pod shows up.
+UNMATCHED_EVENTS = 2000
+
+
+class ClusterCache:
+    def __init__(
+        self,
+        *,
+        emit: Callable[[JobUpdate], None],
+        is_archived: Callable[[str, str], bool],
+        archive_pod_log: Callable[[str, str], None],
+        apply_stop: Callable[[str], None],
+        resubmit: Callable[[Job], None],
+    ) -> None:
+        """`emit` takes every update; `is_archived(job_id, pod)` tells whether a pod's log is
+        kept already; `archive_pod_log(job_id, pod)`, `apply_stop(job_id)` and
+        `resubmit(job)` start that work in the background."""
+        self._emit = emit
+        self._is_archived = is_archived
+        self._archive_pod_log = archive_pod_log
+        self._apply_stop = apply_stop
+        self._resubmit = resubmit
+        self.jobs: dict[str, dict] = {}  # job id -> Job object
+        self.pods: dict[str, dict] = {}  # pod name -> Pod object
+        # Pods that went away (a stop, a retry's failed pod being cleaned up): still shown
+        # with their job, so that their archived logs stay reachable.
+        self._gone: dict[str, dict[str, dict]] = {}  # job id -> pod name -> last state
+        self.known: set[str] = set()  # job ids submitted or listed (to match events)
+        self._unmatched: deque[dict] = deque(maxlen=UNMATCHED_EVENTS)
+        self._reported: dict[str, tuple] = {}
+        self.deleting: set[str] = set()  # deleted by jobgraph: their vanishing is expected
+        self.stops: set[str] = set()  # stops not yet applied (the cluster was unreachable)
+        self._awaiting_first_list: dict[str, Job] = {}
+        self._changed = asyncio.Event()  # set (and replaced) on every pod change
+        # Events are matched to jobs through the job cache, so they wait for its first list.
+        self.jobs_listed = asyncio.Event()
+
+    def adopt(self, active_jobs: Sequence[Job]) -> None:
+        """Jobs the database holds as not final; checked against the first listing."""
+        self._awaiting_first_list = {job.job_id: job for job in active_jobs}
+        self.known.update(self._awaiting_first_list)
+        self.stops.update(j.job_id for j in active_jobs if j.status is JobStatus.STOPPING)
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def pod_of_job(self, job_id: str, pod_name: str) -> dict | None:
+        pod = self.pods.get(pod_name)
+        if pod is not None and job_id_of(pod) != job_id:
+            raise NotFound(f"pod {pod_name!r} not found in job {job_id!r}")
+        return pod
+
+    def pod_names_of_job(self, job_id: str) -> list[str]:
+        return [n for n, p in self.pods.items() if job_id_of(p) == job_id]
+
+    def next_pod_change(self) -> asyncio.Event:
+        """An event set at the next pod change (take it before looking at the pods)."""
+        return self._changed
+
+    # -- jobs ----------------------------------------------------------------------------
+
+    def on_jobs(self, kind: str, obj: dict) -> None:
+        if kind == "LIST":
+            listed = {job_id_of(o): o for o in obj["items"] if job_id_of(o)}
+            vanished = set(self.jobs) - set(listed)
+            self.jobs = listed
+            self.known.update(listed)
+            for job_id in vanished:
+                self._job_vanished(job_id)
+            for job_id in listed:
+                self._report(job_id)
+            self._check_first_list(listed)
+            self.jobs_listed.set()
+            self._match_unmatched()
+            for job_id in list(self.stops):
+                if job_id in listed:
+                    self._apply_stop(job_id)
+                else:
+                    self.stops.discard(job_id)
+            return
+        job_id = job_id_of(obj)
+        if not job_id:
+            return
+        if kind == "DELETED":
+            self.jobs.pop(job_id, None)
+            self._job_vanished(job_id)
+        else:
+            new = job_id not in self.known
+            self.jobs[job_id] = obj
+            self.known.add(job_id)
+            self._report(job_id)
+            if new:
+                self._match_unmatched()
+
+    def _job_vanished(self, job_id: str) -> None:
+        self._reported.pop(job_id, None)
+        self._gone.pop(job_id, None)
+        if job_id in self.deleting:
+            self.deleting.discard(job_id)
+            return
+        # Deleted behind jobgraph's back: the job cannot end by itself any more.
+        stopped = job_id in self.stops
+        self._emit(
+            JobUpdate(
+                job_id=job_id,
+                status=JobStatus.STOPPED if stopped else JobStatus.FAILED,
+                finished_at=utcnow(),
+                reason=None if stopped else "the Job was deleted from the cluster",
+            )
+        )
+
+    def _check_first_list(self, listed: dict[str, dict]) -> None:
+        waiting, self._awaiting_first_list = self._awaiting_first_list, {}
+        for job_id, job in waiting.items():
+            if job_id in listed:
+                continue
+            if job.status is JobStatus.PENDING and job.started_at is None:
+                # Recorded, but the server stopped before the create reached the cluster.
+                self._resubmit(job)
+            elif job.status is JobStatus.STOPPING:
+                self.stops.discard(job_id)
+                self._emit(
+                    JobUpdate(job_id=job_id, status=JobStatus.STOPPED, finished_at=utcnow())
+                )
+            else:
+                self._emit(
+                    JobUpdate(job_id=job_id, status=JobStatus.FAILED, finished_at=utcnow(),
+                              reason="lost: the Job no longer exists in the cluster")
+                )
+
+    # -- pods ----------------------------------------------------------------------------
+
+    def on_pods(self, kind: str, obj: dict) -> None:
+        if kind == "LIST":
+            before = self.pods
+            self.pods = {o["metadata"]["name"]: o for o in obj["items"]}
+            touched = {job_id_of(o) for o in [*before.values(), *obj["items"]]} - {None}
+            for name, pod in before.items():
+                if name not in self.pods:
+                    self._pod_gone(pod)
+            for name, pod in self.pods.items():
+                self._archive_if_ended(job_id_of(pod), name, before.get(name), pod)
+            for job_id in touched:
+                self._report(job_id)
+            self._match_unmatched()
+        else:
+            name = obj["metadata"]["name"]
+            job_id = job_id_of(obj)
+            before = self.pods.get(name)
+            if kind == "DELETED":
+                self.pods.pop(name, None)
+                self._pod_gone(obj)
+            else:
+                self.pods[name] = obj
+                self._archive_if_ended(job_id, name, before, obj)
+            if job_id:
+                self._report(job_id)
+            if before is None:
+                self._match_unmatched()
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def _pod_gone(self, pod: dict) -> None:
+        job_id = job_id_of(pod)
+        if job_id and job_id in self.jobs:
+            self._gone.setdefault(job_id, {})[pod["metadata"]["name"]] = pod
+
+    def _archive_if_ended(self, job_id: str | None, name: str, before: dict | None, pod: dict) -> None:
+        if before is None and job_id and self._is_archived(job_id, name):
+            return  # archived by an earlier run
+        if job_id and pod_of(job_id, pod).phase in ENDED and (
+            before is None or pod_of(job_id, before).phase not in ENDED
+        ):
+            self._archive_pod_log(job_id, name)
+
+    def _report(self, job_id: str) -> None:
+        job = self.jobs.get(job_id)
+        if job is None:
+            return
+        live = [p for p in self.pods.values() if job_id_of(p) == job_id]
+        names = {p["metadata"]["name"] for p in live}
+        gone = [p for name, p in self._gone.get(job_id, {}).items() if name not in names]
+        raw = sorted(
+            [*live, *gone],
+            key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]),
+        )
+        pods = sorted(
+            [pod_of(job_id, p) for p in live] + [gone_pod(pod_of(job_id, p)) for p in gone],
+            key=lambda p: (p.replica_index, next(i for i, r in enumerate(raw)
+                                                 if r["metadata"]["name"] == p.name)),
+        )
+        state = job_state(job, [pod_of(job_id, p) for p in live])
+        snapshot = (state, tuple(pods))
+        if self._reported.get(job_id) == snapshot:
+            return
+        self._reported[job_id] = snapshot
+        self._emit(
+            JobUpdate(
+                job_id=job_id,
+                status=state.status,
+                reason=state.reason,
+                exit_code=state.exit_code,
+                started_at=state.started_at,
+                finished_at=state.finished_at or (utcnow() if state.status.is_final else None),
+                # No pod known for an ended job (e.g. after a restart, its pods cleaned up):
+                # keep the pods the database has.
+                pods=tuple(pods) if pods or not state.status.is_final else None,
+            )
+        )
+
+    # -- events --------------------------------------------------------------------------
+
+    def on_events(self, kind: str, obj: dict) -> None:
+        items = obj["items"] if kind == "LIST" else ([] if kind == "DELETED" else [obj])
+        self._publish_events(sorted(items, key=event_sort_key), keep_unmatched=True)
+
+    def _job_for_event(self, event: dict) -> str | None:
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        name = involved.get("name") or ""
+        kind = involved.get("kind")
+        if kind == "Job":
+            return name if name in self.known else None
+        if kind == "Pod":
+            pod = self.pods.get(name)
+            if pod is not None:
+                return job_id_of(pod)
+            # A pod not seen yet (or already gone): the Job controller names them <job>-...
+            owners = [j for j in self.known if name.startswith(j + "-")]
+            return max(owners, key=len) if owners else None
+        return None
+
+    def _publish_events(self, items: list[dict], *, keep_unmatched: bool) -> None:
+        by_job: dict[str, list] = {}
+        for event in items:
+            job_id = self._job_for_event(event)
+            if job_id:
+                by_job.setdefault(job_id, []).append(event_of(job_id, event))
+            elif keep_unmatched and (event.get("involvedObject") or {}).get("kind") in ("Job", "Pod"):
+                self._unmatched.append(event)
+        for job_id, events in by_job.items():
+            self._emit(JobUpdate(job_id=job_id, events=tuple(events)))
+
+    def _match_unmatched(self) -> None:
+        if not self._unmatched:
+            return
+        waiting = list(self._unmatched)
+        self._unmatched.clear()
+        matched = [e for e in waiting if self._job_for_event(e)]
+        self._unmatched.extend(e for e in waiting if not self._job_for_event(e))
+        if matched:
+            self._publish_events(matched, keep_unmatched=False)
