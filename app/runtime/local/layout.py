@@ -12,8 +12,12 @@ Pod names given to these helpers must be ones the runtime generated itself.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
+
+# Job ids become directory names: accept only what `new_job_id` makes (DNS-1123 label).
+JOB_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,287 @@
+"""The supervisor: the jobs a LocalRuntime holds, and the lives of their replicas.
+
+A job waits in the slot queue until a slot is free; then all its replicas start, each
+through the wrapper (see `process.py`). A replica that fails is restarted while the job
+has retries left, otherwise the job fails and its other replicas are stopped. Stopping
+sends SIGTERM to every replica's process group, then SIGKILL after the grace; a job
+that runs past its deadline is killed at once. Every change is saved to state.json and
+published as a full `JobUpdate` snapshot (what an end means for the job's state is
+in `outcomes.py`). All of it runs on the runtime's event loop:
+process ends and timers arrive as loop callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+
+from app.domain.jobs import EventType, JobEvent, JobStatus, PodPhase, utcnow
+from app.runtime.base import JobUpdate
+from app.runtime.local import records
+from app.runtime.local.livejob import LiveJob
+from app.runtime.local.outcomes import (
+    deadline_exceeded,
+    describe_end,
+    record_replica_end,
+    replica_failure,
+    settle,
+)
+from app.runtime.local.process import ProcessId, signal_group, spawn_wrapper, watch_child
+from app.runtime.local.slots import SlotQueue
+from app.runtime.local.state import ReplicaState
+from app.runtime.local.terminal import PtyTerminal
+
+ACTIVE = (JobStatus.RUNNING, JobStatus.STOPPING)
+_DELETE_WAIT_SECONDS = 5.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Supervisor:
+    """The jobs by id, the queue of those waiting for a slot, and what happens to them."""
+
+    def __init__(
+        self, *, slots: int, host: str, grace: float,
+        updates: asyncio.Queue[JobUpdate | None],
+    ) -> None:
+        self.jobs: dict[str, LiveJob] = {}
+        self.queue = SlotQueue(slots)
+        self.host = host
+        self.grace = grace
+        self.closed = False
+        self._updates = updates
+
+    # ---------------------------------------------------------------- jobs
+
+    def admit(self, job: LiveJob) -> None:
+        """A job just recorded: announce it and queue it for a slot."""
+        self.jobs[job.job_id] = job
+        created = f"job recorded with {job.spec.replicas} replica(s)"
+        if job.spec.image:
+            created += f"; image {job.spec.image!r} is recorded but not used by the local runtime"
+        events = [
+            job.add_event("Created", created),
+            job.add_event("Queued", f"waiting for one of {self.queue.slots} job slot(s)"),
+        ]
+        self.queue.append(job)
+        self.publish(job, events)
+        self.schedule()
+
+    def stop(self, job: LiveJob) -> None:
+        st = job.state
+        if st.status.is_final or st.terminating:
+            return
+        if st.status == JobStatus.QUEUED:
+            self.queue.remove(job)
+            st.stop_requested = True
+            st.status = JobStatus.STOPPED
+            st.finished_at = utcnow()
+            for ended in job.ended:
+                ended.set()
+            self.publish(job, [job.add_event("Stopped", "stopped before it started")])
+            return
+        st.stop_requested = True
+        st.status = JobStatus.STOPPING
+        self.cancel_timers(job)
+        event = job.add_event("Stopping", f"sending SIGTERM; SIGKILL after {self.grace:g} s")
+        self.publish(job, [event])
+        self.terminate(job)
+        if not job.any_running():
+            self.finish(job)
+
+    async def remove(self, job: LiveJob) -> None:
+        """Forget the job and SIGKILL its replicas; waits a while for them to end."""
+        del self.jobs[job.job_id]  # from now on its process ends are only reaped
+        self.queue.discard(job)
+        self.cancel_timers(job)
+        self._signal_all(job, signal.SIGKILL)
+        self.end_replicas(job, range(len(job.state.replicas)))
+        watches = list(job.watches.values())
+        if watches:
+            await asyncio.wait(
+                [asyncio.ensure_future(w.wait()) for w in watches], timeout=_DELETE_WAIT_SECONDS
+            )
+            for watch in watches:
+                if not watch.ended:
+                    watch.close()
+
+    async def close(self) -> None:
+        """Stop supervising; replicas keep running, for the next `start` to adopt."""
+        self.closed = True
+        terminals: list[PtyTerminal] = []
+        for job in self.jobs.values():
+            self.cancel_timers(job)
+            for watch in job.watches.values():
+                watch.close()
+            job.watches.clear()
+            for ended in job.ended:
+                ended.set()  # log followers finish what is written and stop
+            for shells in job.terminals:
+                terminals += shells
+        for term in terminals:
+            await term.close()
+
+    def publish(self, job: LiveJob, events: Sequence[JobEvent]) -> None:
+        records.save_state(job.paths, job.state)
+        self._updates.put_nowait(job.update(self.host, events))
+
+    # ---------------------------------------------------------------- scheduling
+
+    def schedule(self) -> None:
+        if self.closed:
+            return
+        while (job := self.queue.pop_next(running=self._active_count())) is not None:
+            self._launch(job)
+
+    def _active_count(self) -> int:
+        return sum(1 for j in self.jobs.values() if j.state.status in ACTIVE)
+
+    def _launch(self, job: LiveJob) -> None:
+        st = job.state
+        st.status = JobStatus.RUNNING
+        st.started_at = utcnow()
+        st.master_port = _free_port()
+        if job.spec.timeout_seconds:
+            st.deadline = st.started_at + timedelta(seconds=job.spec.timeout_seconds)
+        started = job.add_event(
+            "Started", f"started {len(st.replicas)} replica(s) on {self.host}"
+        )
+        for replica in st.replicas:
+            self._spawn(job, replica)
+        self.arm_deadline(job)
+        self.publish(job, [started])
+
+    def _spawn(self, job: LiveJob, r: ReplicaState) -> None:
+        """Start the replica's next attempt."""
+        pod = job.pod_name(r.index)
+        r.attempt += 1
+        r.phase, r.exit_code, r.reason = PodPhase.RUNNING, None, None
+        r.started_at, r.finished_at, r.pid, r.start_time = utcnow(), None, None, None
+        attempt_dir = job.paths.attempt_dir(pod, r.attempt)
+        log_path = job.paths.log(pod)
+        try:
+            attempt_dir.mkdir(parents=True, exist_ok=True)
+            if r.attempt > 1:
+                with open(log_path, "a", encoding="utf-8") as log:
+                    log.write(f"----- jobgraph: restarting {pod}, attempt {r.attempt} -----\n")
+            # Saved before the process exists: a crash right now leaves a replica that
+            # recovery reports as vanished instead of one that silently never ran.
+            records.save_state(job.paths, job.state)
+            proc, ident = spawn_wrapper(
+                attempt_dir=attempt_dir, workdir=job.paths.workdir, log_path=log_path,
+                argv=job.spec.command, env=job.env(r.index),
+            )
+        except OSError as exc:
+            asyncio.get_running_loop().call_soon(
+                self.on_exit, job, r.index, r.attempt, f"could not be started: {exc}"
+            )
+            return
+        r.pid, r.start_time = ident.pid, ident.start_time
+        job.watches[r.index] = watch_child(proc, partial(self.on_exit, job, r.index, r.attempt))
+
+    # ---------------------------------------------------------------- outcomes
+
+    def on_exit(
+        self, job: LiveJob, index: int, attempt: int, failure: str | None = None
+    ) -> None:
+        """The process of the replica's `attempt` has ended (or could not start)."""
+        if self.closed or self.jobs.get(job.job_id) is not job:
+            return  # deleted (its process was only to be reaped) or no longer supervised
+        r = job.state.replicas[index]
+        if r.attempt != attempt or not r.running:
+            return
+        job.watches.pop(index, None)
+        self.replica_ended(job, r, failure=failure)
+
+    def replica_ended(self, job: LiveJob, r: ReplicaState, *, failure: str | None = None) -> None:
+        st = job.state
+        record_replica_end(job, r, failure)
+        events: list[JobEvent] = []
+        if r.phase == PodPhase.FAILED and not st.terminating:
+            what = describe_end(job.pod_name(r.index), r)
+            if r.attempt <= job.spec.max_retries:
+                events.append(job.add_event(
+                    "Retried",
+                    f"{what}; restarting it (attempt {r.attempt + 1} of "
+                    f"{job.spec.max_retries + 1})",
+                    EventType.WARNING,
+                ))
+                self._spawn(job, r)
+                self.publish(job, events)
+                return
+            st.ending = replica_failure(what, r)
+            self.terminate(job)  # the other replicas are of no use any more
+        self.end_replicas(job, [r.index])
+        if job.any_running():
+            self.publish(job, events)
+        else:
+            self.finish(job, events)
+
+    def finish(self, job: LiveJob, events: list[JobEvent] | None = None) -> None:
+        """All replicas are gone: settle the job's final status."""
+        events = list(events or [])
+        self.cancel_timers(job)
+        events.append(settle(job))
+        self.end_replicas(job, range(len(job.state.replicas)))
+        self.publish(job, events)
+        self.schedule()
+
+    def end_replicas(self, job: LiveJob, indexes: Sequence[int] | range) -> None:
+        """These replicas will not run again: wake log followers, close their shells."""
+        for i in indexes:
+            job.ended[i].set()
+            for term in list(job.terminals[i]):
+                term.close_now()
+
+    # ---------------------------------------------------------------- stopping
+
+    def terminate(self, job: LiveJob) -> None:
+        """SIGTERM every running replica's process group; SIGKILL after the grace."""
+        self._signal_all(job, signal.SIGTERM)
+        if job.kill_timer is None:
+            job.kill_timer = asyncio.get_running_loop().call_later(self.grace, self.kill, job)
+
+    def kill(self, job: LiveJob) -> None:
+        job.kill_timer = None
+        if self.jobs.get(job.job_id) is not job or job.state.status.is_final:
+            return
+        job.state.killed = True
+        records.save_state(job.paths, job.state)
+        self._signal_all(job, signal.SIGKILL)
+
+    def _signal_all(self, job: LiveJob, sig: signal.Signals) -> None:
+        for r in job.state.replicas:
+            if r.running and r.pid and r.start_time:
+                signal_group(ProcessId(r.pid, r.start_time), sig)
+
+    def arm_deadline(self, job: LiveJob) -> None:
+        st = job.state
+        if st.deadline is None or st.terminating or job.deadline_timer is not None:
+            return
+        delay = max(0.0, (st.deadline - utcnow()).total_seconds())
+        job.deadline_timer = asyncio.get_running_loop().call_later(
+            delay, self._deadline_expired, job
+        )
+
+    def _deadline_expired(self, job: LiveJob) -> None:
+        job.deadline_timer = None
+        st = job.state
+        if self.jobs.get(job.job_id) is not job or st.status != JobStatus.RUNNING \
+                or st.terminating:
+            return
+        st.ending = deadline_exceeded(job)
+        self.kill(job)
+
+    def cancel_timers(self, job: LiveJob) -> None:
+        for timer in (job.deadline_timer, job.kill_timer):
+            if timer is not None:
+                timer.cancel()
+        job.deadline_timer = job.kill_timer = None
