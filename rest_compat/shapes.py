@@ -151,59 +151,60 @@ def _require_image(image: Any, where: str) -> Any:
     return image
 
 
-def _flat(body: dict[str, Any]) -> dict[str, Any]:
+def _input(
+    top: dict[str, Any], inner: dict[str, Any], where: str, *,
+    name: Any, command: Any, queue: Any, replicas: Any,
+) -> dict[str, Any]:
+    """The createJob input: job-level fields from `top`, container-level ones (image,
+    resources, envs) from `inner`, found at `where` in the request (for messages)."""
     return {
-        "name": body.get("jobName", body.get("name")) or "",
-        "image": _require_image(body.get("image"), "image"),
-        "command": _shell(body.get("command")) or [],
-        "resourcePoolId": body.get("resourcePoolId"),
-        "queue": body.get("queue", body.get("queueName")),
-        "replicas": body.get("replicas"),
-        "resources": _resources(body.get("resources"), "resources"),
-        "envs": body.get("envs"),
-        "priority": _priority(body.get("priority")),
-        "maxRetries": body.get("maxRetries"),
-        "timeoutSeconds": body.get("timeoutSeconds"),
-        "labels": body.get("labels"),
+        "name": name or "",
+        "image": _require_image(inner.get("image"), f"{where}image"),
+        "command": command or [],
+        "resourcePoolId": top.get("resourcePoolId"),
+        "queue": queue,
+        "replicas": replicas,
+        "resources": _resources(inner.get("resources"), f"{where}resources"),
+        "envs": inner.get("envs"),
+        "priority": _priority(top.get("priority")),
+        "maxRetries": top.get("maxRetries"),
+        "timeoutSeconds": top.get("timeoutSeconds"),
+        "labels": top.get("labels"),
     }
+
+
+def _flat(body: dict[str, Any]) -> dict[str, Any]:
+    return _input(
+        body, body, "",
+        name=body.get("jobName", body.get("name")),
+        command=_shell(body.get("command")),
+        queue=body.get("queue", body.get("queueName")),
+        replicas=body.get("replicas"),
+    )
 
 
 def _unified(params: dict[str, Any]) -> dict[str, Any]:
     container = _object(params.get("container"), "taskParams.container")
     command = params.get("command")
     command = _shell(command) if isinstance(command, str) and command.strip() else container.get("command")
-    return {
-        "name": params.get("name") or "",
-        "image": _require_image(container.get("image"), "taskParams.container.image"),
-        "command": command or [],
-        "resourcePoolId": params.get("resourcePoolId"),
-        "queue": params.get("queueName", params.get("queue")),
-        "replicas": params.get("replicas"),
-        "resources": _resources(container.get("resources"), "taskParams.container.resources"),
-        "envs": container.get("envs"),
-        "priority": _priority(params.get("priority")),
-        "maxRetries": params.get("maxRetries"),
-        "timeoutSeconds": params.get("timeoutSeconds"),
-        "labels": params.get("labels"),
-    }
+    return _input(
+        params, container, "taskParams.container.",
+        name=params.get("name"),
+        command=command,
+        queue=params.get("queueName", params.get("queue")),
+        replicas=params.get("replicas"),
+    )
 
 
 def _native(params: dict[str, Any]) -> dict[str, Any]:
     spec = _object(params.get("jobSpec"), "taskParams.jobSpec")
-    return {
-        "name": params.get("name") or "",
-        "image": _require_image(spec.get("image"), "taskParams.jobSpec.image"),
-        "command": _shell(params.get("command", spec.get("command"))) or [],
-        "resourcePoolId": params.get("resourcePoolId"),
-        "queue": params.get("queue", params.get("queueName")),
-        "replicas": spec.get("replicas"),
-        "resources": _resources(spec.get("resources"), "taskParams.jobSpec.resources"),
-        "envs": spec.get("envs"),
-        "priority": _priority(params.get("priority")),
-        "maxRetries": params.get("maxRetries"),
-        "timeoutSeconds": params.get("timeoutSeconds"),
-        "labels": params.get("labels"),
-    }
+    return _input(
+        params, spec, "taskParams.jobSpec.",
+        name=params.get("name"),
+        command=_shell(params.get("command", spec.get("command"))),
+        queue=params.get("queue", params.get("queueName")),
+        replicas=spec.get("replicas"),
+    )
 
 
 def _task_params(value: Any) -> dict[str, Any]:
