@@ -34,12 +34,13 @@ async def test_stop_running_job_kills_its_process_group(
     await w.status(job.job_id, JobStatus.RUNNING)
     pgid = wrapper_of(local_root, job).pid
 
-    loop = asyncio.get_running_loop()
-    began = loop.time()
     await rt.stop(job.job_id)
     await w.status(job.job_id, JobStatus.STOPPING)
     done = await w.final(job.job_id)
-    assert loop.time() - began < 1.0  # sleep obeys SIGTERM: no need for the SIGKILL
+    # sleep obeys SIGTERM (no SIGKILL needed), and the wrapper recorded it, even though
+    # the stop came right after the start.
+    [pod] = done.pods
+    assert pod.exit_code == 128 + 15 and "SIGTERM" in pod.reason, pod
     assert done.status == JobStatus.STOPPED and done.finished_at is not None
     assert "Stopped" in w.events(job.job_id)
     assert await group_gone(pgid, within=0.5)

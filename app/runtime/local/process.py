@@ -16,11 +16,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import app
 from app.runtime.local.files import read_json
 from app.runtime.local.procfs import proc_stat
-from app.runtime.local.wrapper import EXIT_FILE, PID_FILE
+from app.runtime.local.wrapper import EXIT_FILE, PID_FILE, STOP_SIGNALS
 
 # The wrapper runs with this as its working directory so that `-m app....` imports
 # this very code base (installed or not) and never a user's `app/` in the job workdir.
@@ -82,22 +83,36 @@ def spawn_wrapper(
     *, attempt_dir: Path, workdir: Path, log_path: Path, argv: Sequence[str],
     env: Mapping[str, str],
 ) -> tuple[subprocess.Popen[bytes], ProcessId]:
-    """Start the wrapper in a new session, detached from the server's stdio."""
-    with open(log_path, "ab", buffering=0) as log:
-        proc = _DetachedPopen(
-            [sys.executable, "-m", "app.runtime.local.wrapper",
-             "--dir", str(attempt_dir), "--cwd", str(workdir), "--", *argv],
-            cwd=_CODE_ROOT,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # own session + process group: survives the server
-            close_fds=True,  # never leak the server's sockets or data-dir lock
-        )
+    """Start the wrapper in a new session, detached from the server's stdio.
+
+    It starts with the stop signals blocked (a child inherits the signal mask): a stop
+    that comes before the wrapper has installed its handlers waits for them instead of
+    killing it unrecorded. The wrapper unblocks them itself."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        with open(log_path, "ab", buffering=0) as log:
+            proc = _spawn(attempt_dir, workdir, log, argv, env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     stat = proc_stat(proc.pid)
     # A wrapper that is already gone has no start time; 0 never matches a live one.
     return proc, ProcessId(proc.pid, stat.start_time if stat else 0)
+
+
+def _spawn(
+    attempt_dir: Path, workdir: Path, log: IO[bytes], argv: Sequence[str], env: Mapping[str, str]
+) -> subprocess.Popen[bytes]:
+    return _DetachedPopen(
+        [sys.executable, "-m", "app.runtime.local.wrapper",
+         "--dir", str(attempt_dir), "--cwd", str(workdir), "--", *argv],
+        cwd=_CODE_ROOT,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # own session + process group: survives the server
+        close_fds=True,  # never leak the server's sockets or data-dir lock
+    )
 
 
 def _reap(pid: int, proc: subprocess.Popen[bytes] | None) -> None:

@@ -30,9 +30,16 @@ NOT_EXECUTABLE = 127
 _PR_SET_CHILD_SUBREAPER = 36
 
 
-def _ignore(signum: int, frame: Any) -> None:
-    """A Python-level no-op handler. Unlike SIG_IGN it is reset to the default by
-    exec, so the command still dies of the SIGTERM that the wrapper survives."""
+# The runtime starts the wrapper with these blocked, so none is lost before the handler
+# below is in place; the wrapper unblocks them once the command runs.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+_received: list[int] = []
+
+
+def _note(signum: int, frame: Any) -> None:
+    """A Python-level handler. Unlike SIG_IGN it is reset to the default by exec, so the
+    command still dies of the SIGTERM that the wrapper survives."""
+    _received.append(signum)
 
 
 def _become_subreaper() -> None:
@@ -76,9 +83,17 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def _unblock_stop_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
 def _run(argv: list[str], cwd: str) -> dict[str, Any]:
     try:
-        proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL)
+        # The command starts with a clean signal mask; the wrapper has no threads, so
+        # preexec_fn is safe here.
+        proc = subprocess.Popen(
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, preexec_fn=_unblock_stop_signals
+        )
     except FileNotFoundError:
         reason = f"command not found: {argv[0]}"
     except PermissionError:
@@ -86,6 +101,9 @@ def _run(argv: list[str], cwd: str) -> dict[str, Any]:
     except OSError as exc:
         reason = f"cannot execute {argv[0]}: {exc.strerror or exc}"
     else:
+        _unblock_stop_signals()
+        if _received:  # a stop that came while the command was being started
+            proc.send_signal(_received[0])
         code = proc.wait()
         if code < 0:
             signum = -code
@@ -95,6 +113,7 @@ def _run(argv: list[str], cwd: str) -> dict[str, Any]:
                 "reason": f"killed by signal {signum} ({_signal_name(signum)})",
             }
         return {"exit_code": code, "signal": None, "reason": None}
+    _unblock_stop_signals()
     print(f"jobgraph: {reason}", file=sys.stderr, flush=True)
     return {"exit_code": NOT_EXECUTABLE, "signal": None, "reason": reason}
 
@@ -107,8 +126,8 @@ def main(args: list[str] | None = None) -> int:
     ns = parser.parse_args(args)
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, _ignore)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _note)
     _become_subreaper()
 
     me = os.getpid()
