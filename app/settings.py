@@ -31,10 +31,6 @@ class Settings(BaseSettings):
     auto_migrate: bool = True
     stop_grace_seconds: float = Field(default=10.0, ge=0)
     log_level: str = "info"
-    # GraphQL guards.
-    max_query_depth: int = 12
-    max_query_tokens: int = 4000
-    max_query_aliases: int = 30
     # GitHub-style cost: objects a query may return, page sizes multiplied down the tree.
     max_query_cost: int = Field(default=25_000, ge=1)
     # Requests per principal (token bucket): sustained rate and burst; 0 turns it off.
