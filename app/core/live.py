@@ -80,7 +80,7 @@ class LiveService:
         async with self.broker.subscribe(ALL_JOBS_TOPIC) as changes:
             while True:
                 job = await changes.get()
-                if actor.is_admin or job.owner == actor.user:
+                if actor.may_read(owner=job.owner, shared_with=job.shared_with):
                     yield job
 
     async def job_events(

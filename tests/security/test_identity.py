@@ -222,3 +222,23 @@ async def test_query_cost_is_reported_and_limited(secured):
     body = (await client.raw(greedy)).json()
     assert body["errors"][0]["extensions"]["code"] == "QUERY_TOO_EXPENSIVE"
     assert body["data"] is None
+
+
+async def test_subscribers_see_jobs_shared_with_their_groups(secured, tmp_path):
+    owner = secured.client(secured.jwt(sub="sharer", groups=[]))
+    reader_token = secured.jwt(sub="follower", groups=["vision"])
+    reader = secured.client(reader_token)
+    async with gql_session(secured.server.url, reader_token) as session:
+        stream = gql_subscribe(session, "subscription { jobUpdated { jobId owner } }")
+        probe = await create_job(reader, command=[PY, "-c", "pass"])
+        async with asyncio.timeout(20):  # the subscription is live once the probe shows
+            while (await anext(stream))["jobUpdated"]["jobId"] != probe["jobId"]:
+                pass
+        private = await create_job(owner, command=[PY, "-c", "pass"])
+        shared = await create_job(owner, command=[PY, "-c", "pass"], sharedWithGroups=["vision"])
+        async with asyncio.timeout(20):
+            seen = set()
+            while shared["jobId"] not in seen:
+                seen.add((await anext(stream))["jobUpdated"]["jobId"])
+        await stream.aclose()
+    assert private["jobId"] not in seen
