@@ -15,12 +15,12 @@ from graphql import (
     FragmentSpreadNode,
     GraphQLError,
     OperationDefinitionNode,
+    Visitor,
     parse,
     print_ast,
     specified_rules,
     validate,
     visit,
-    Visitor,
 )
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType

@@ -11,9 +11,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import JSONResponse
 
-from app.domain.principal import Principal
-from app.graphql.context import GraphQLContext
 from app.domain.errors import DomainError, RateLimited
+from app.graphql.context import GraphQLContext
 from app.web.auth import CallerDep, ServicesDep
 from app.web.graphql_route import build_context
 from rest_compat import models, shapes

@@ -14,7 +14,6 @@ from app.core.jobs import JobService
 from app.domain.jobs import Job, JobEvent
 from app.domain.principal import Principal
 
-
 # A follower that falls this many lines behind makes the log reader wait (backpressure)
 # instead of the server buffering without bound.
 LOG_BUFFER_LINES = 20_000

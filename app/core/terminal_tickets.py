@@ -70,7 +70,7 @@ def load_secret(*, data_dir: Path, configured: str | None) -> bytes:
     except FileExistsError:
         secret = path.read_bytes().strip()
         if len(secret) < _SECRET_BYTES:
-            raise RuntimeError(f"{path} is too short to be a secret key; delete it to regenerate")
+            raise RuntimeError(f"{path} is too short to be a secret key; delete it to regenerate") from None
         return secret
     secret = secrets.token_hex(_SECRET_BYTES).encode()
     with os.fdopen(fd, "wb") as file:

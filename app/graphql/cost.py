@@ -9,9 +9,9 @@ from typing import Any
 
 from graphql import (
     FieldNode,
-    GraphQLError,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLError,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,

@@ -6,8 +6,8 @@ from typing import Annotated
 
 import strawberry
 
-from app.domain.listing import DEFAULT_PAGE_SIZE, JobCursor, JobFilter, PageRequest
 from app.domain.audit import AuditFilter
+from app.domain.listing import DEFAULT_PAGE_SIZE, JobCursor, JobFilter, PageRequest
 from app.graphql.inputs import AuditFilterInput, JobFilterInput
 from app.graphql.types import (
     AuditEntry,

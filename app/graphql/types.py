@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+
 import strawberry
 from strawberry.scalars import JSON
 

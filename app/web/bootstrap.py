@@ -7,12 +7,12 @@ import structlog
 from app.core.audit import AuditService
 from app.core.broker import Broker
 from app.core.identity import IdentityService
-from app.core.oidc import OidcConfig, OidcVerifier
-from app.core.ratelimit import RateLimiter
-from app.core.live import LiveService
-from app.core.pg_broker import PostgresBroker
 from app.core.jobs import JobService
+from app.core.live import LiveService
+from app.core.oidc import OidcConfig, OidcVerifier
+from app.core.pg_broker import PostgresBroker
 from app.core.pools import PoolCatalog
+from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets, load_secret

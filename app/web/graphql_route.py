@@ -9,11 +9,11 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
-from strawberry.types import ExecutionResult
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.types import ExecutionResult
 
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
