@@ -52,6 +52,8 @@ async def test_a_job_runs_to_success_with_pods_events_and_logs(cluster, tmp_path
     done = await wait_for_status(alice, job_id, "SUCCEEDED", "FAILED")
     assert done["status"] == "SUCCEEDED", done
     assert done["exitCode"] == 0 and done["startedAt"] and done["finishedAt"]
+    # The pod comes on its own watch: it may land just after the Job's status.
+    done = await wait_for_job(alice, job_id, lambda j: j["pods"] and j["pods"][0]["phase"] == "Succeeded")
     [pod] = done["pods"]
     assert pod["name"].startswith(job_id + "-") and pod["phase"] == "Succeeded"
     assert pod["nodeName"] == "fake-node-1" and pod["exitCode"] == 0
@@ -104,12 +106,14 @@ async def test_a_failing_job_ends_failed_with_backoff_limit_exceeded(cluster, tm
     assert done["status"] == "FAILED"
     assert done["reason"].startswith("BackoffLimitExceeded"), done["reason"]
     assert done["exitCode"] == 3
-    assert len(done["pods"]) == 2 and all(p["phase"] == "Failed" for p in done["pods"])
-    # Events come on their own watch: the Warning may land just after the status.
+    # Pods and events come on their own watches: they may land just after the status.
     done = await wait_for_job(
         alice, job["jobId"],
-        lambda j: any(e["reason"] == "BackoffLimitExceeded" and e["type"] == "Warning" for e in j["events"]),
+        lambda j: all(p["phase"] == "Failed" for p in j["pods"]) and any(
+            e["reason"] == "BackoffLimitExceeded" and e["type"] == "Warning" for e in j["events"]
+        ),
     )
+    assert len(done["pods"]) == 2
     assert "boom" in await logs(alice, job["jobId"], done["pods"][0]["name"])
 
 

@@ -30,6 +30,10 @@ async def test_create_list_get_events_logs_and_delete(rest, cluster, tmp_path):
     job_id = await rest.create(flat("训练 REST", "echo one; echo two; echo three", tmp_path))
     done = await rest.wait_for_status(job_id, "Succeeded", "Failed")
     assert done["status"] == "Succeeded", done
+    async with asyncio.timeout(20):  # the pod comes on its own watch, maybe just after
+        while done["pods"][0]["status"] != "Succeeded":
+            await asyncio.sleep(0.05)
+            done = (await rest.call("GET", f"/api/jobs/{job_id}"))["data"]
     [pod] = done["pods"]
     assert pod["name"].startswith(job_id + "-") and pod["status"] == "Succeeded"
     assert done["jobName"] == "训练 REST"

@@ -6,6 +6,7 @@ import asyncio
 import sys
 
 from tests.support.server import GraphQLClient
+from tests.support.subscriptions import gql_session, gql_subscribe
 
 JOB_FIELDS = """
   jobId name status owner resourcePoolId queue image command replicas priority
@@ -59,17 +60,26 @@ async def get_job(client: GraphQLClient, job_id: str) -> dict:
     return (await client.execute(GET_JOB, {"id": job_id}))["job"]
 
 
+WATCH_JOB = f"""
+subscription Watch($id: ID!) {{
+  jobUpdated(jobId: $id) {{ {JOB_FIELDS} events {{ type reason message timestamp }} }}
+}}
+"""
+
+
 async def wait_for_status(
     client: GraphQLClient, job_id: str, *statuses: str, timeout: float = 30.0
 ) -> dict:
-    """Until the job reaches one of `statuses` (subscriptions arrive with the live issue;
-    until then a short poll on the database-backed read, which costs no runtime call)."""
-    async with asyncio.timeout(timeout):
-        while True:
-            job = await get_job(client, job_id)
+    """The job as it was when it reached one of `statuses`, from the `jobUpdated`
+    subscription (the job now, then every change): waiting on events, not polling."""
+    seen = []
+    async with asyncio.timeout(timeout), gql_session(client.url, client.token) as session:
+        async for result in gql_subscribe(session, WATCH_JOB, {"id": job_id}):
+            job = result["jobUpdated"]
+            seen.append(job["status"])
             if job["status"] in statuses:
                 return job
-            await asyncio.sleep(0.05)
+    raise AssertionError(f"job {job_id} ended as {seen[-1] if seen else '?'} ({seen}), not {statuses}")
 
 
 async def logs(client: GraphQLClient, job_id: str, pod: str, **kwargs) -> str:

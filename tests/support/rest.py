@@ -3,13 +3,13 @@ and a reader of server-sent events."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 
+from tests.support.jobs import wait_for_status
 from tests.support.server import GraphQLClient
 
 OPERATIONS = (Path(__file__).resolve().parents[2] / "rest_compat" / "operations.graphql").read_text()
@@ -46,13 +46,10 @@ class Rest:
         return created["data"]["jobId"]
 
     async def wait_for_status(self, job_id: str, *statuses: str, timeout: float = 30) -> dict:
-        # Polling the database-backed read, as tests/support/jobs.py does.
-        async with asyncio.timeout(timeout):
-            while True:
-                job = (await self.call("GET", f"/api/jobs/{job_id}"))["data"]
-                if job["status"] in statuses:
-                    return job
-                await asyncio.sleep(0.05)
+        """Wait on the `jobUpdated` subscription (REST has no push), then read the job
+        through REST (a job awaited RUNNING may have moved on by then; a final one stays)."""
+        await wait_for_status(self.graphql, job_id, *(s.upper() for s in statuses), timeout=timeout)
+        return (await self.call("GET", f"/api/jobs/{job_id}"))["data"]
 
     async def close(self) -> None:
         await self.http.aclose()

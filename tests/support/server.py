@@ -144,6 +144,8 @@ class GraphQLClient:
     """A tiny GraphQL-over-HTTP client on httpx."""
 
     def __init__(self, url: str, token: str | None) -> None:
+        self.url = url
+        self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.http = httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
 
