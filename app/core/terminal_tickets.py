@@ -3,8 +3,9 @@
 The browser cannot add an Authorization header to a WebSocket, so the terminal URL
 carries its own credential: `<payload>.<signature>`, both base64url, where the payload
 is JSON {u: user, a: admin (only when true), j: job, p: pod, e: expiry (unix s),
-n: nonce} and the signature is HMAC-SHA256 over the encoded payload. `redeem` accepts each
-credential once; `check` verifies one without spending it (for the terminal page)."""
+n: nonce} and the signature is HMAC-SHA256 over the encoded payload. `verify` checks the
+signature and the expiry; single use is kept by the terminal service in the database
+(`spent_credentials`), so it holds across restarts and replicas."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ _SECRET_BYTES = 32
 
 @dataclass(frozen=True, slots=True)
 class TerminalBinding:
-    """Whom a redeemed credential lets into which pod."""
+    """Whom a credential lets into which pod."""
 
     user: str
     job_id: str
@@ -99,8 +100,6 @@ class TerminalTickets:
         self._jobs = jobs
         self._ttl = ttl_seconds
         self._clock = clock
-        # nonce -> expiry; a nonce need only be remembered until its credential expires.
-        self._used: dict[str, float] = {}
 
     async def open(self, *, actor: Principal, job_id: str, pod_name: str) -> IssuedTicket:
         """A credential for a pod of a job the actor may act on: NotFound otherwise, and
@@ -129,15 +128,10 @@ class TerminalTickets:
         credential = f"{body}.{self._sign(body)}"
         return IssuedTicket(credential=credential, expires_at=datetime.fromtimestamp(expiry, UTC))
 
-    def redeem(self, credential: str) -> TerminalBinding:
-        """Verify signature, expiry and first use; then the credential is spent."""
-        binding, nonce = self._verify(credential)
-        self._used[nonce] = binding.expires_at.timestamp()
-        return binding
-
-    def check(self, credential: str) -> TerminalBinding:
-        """What `redeem` would answer, without spending the credential."""
-        return self._verify(credential)[0]
+    def verify(self, credential: str) -> tuple[TerminalBinding, str]:
+        """The binding and nonce of a genuine, unexpired credential. Whether it was used
+        already is the caller's to check (the database remembers, for every replica)."""
+        return self._verify(credential)
 
     def _verify(self, credential: str) -> tuple[TerminalBinding, str]:
         body, _, signature = credential.partition(".")
@@ -154,21 +148,11 @@ class TerminalTickets:
             user=user, job_id=job_id, pod_name=pod_name,
             expires_at=datetime.fromtimestamp(expiry, UTC), is_admin=is_admin,
         )
-        now = self._clock()
-        if now >= expiry:
+        if self._clock() >= expiry:
             raise CredentialSpent(
                 "terminal credential has expired; ask for a new terminal URL", binding
-            )
-        self._forget_expired(now)
-        if nonce in self._used:
-            raise CredentialSpent(
-                "terminal credential was already used; ask for a new terminal URL", binding
             )
         return binding, nonce
 
     def _sign(self, body: str) -> str:
         return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
-
-    def _forget_expired(self, now: float) -> None:
-        for nonce in [n for n, expiry in self._used.items() if expiry <= now]:
-            del self._used[nonce]

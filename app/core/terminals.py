@@ -18,12 +18,15 @@ from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
 from app.core.terminal_tickets import CredentialSpent, TerminalBinding, TerminalTickets
 from app.domain.errors import DomainError, PermissionDenied
+from app.domain.jobs import utcnow
 from app.domain.principal import Principal
 from app.runtime.base import Terminal
+from app.store.credentials import SpentCredentialRepository
 from app.store.db import Database
 
 log = structlog.get_logger(__name__)
 
+ALREADY_USED = "terminal credential was already used; ask for a new terminal URL"
 # Who the audit trail names when a credential does not even say whose it is.
 UNKNOWN_ACTOR = "anonymous"
 # The size until the client's first resize frame (the console sends one on open).
@@ -57,10 +60,25 @@ class TerminalService:
         self._tickets = tickets
         self.idle_seconds = idle_seconds
 
-    def check(self, credential: str) -> TerminalBinding:
+    async def check(self, credential: str) -> TerminalBinding:
         """Raises `Unauthenticated` for a credential `open` would refuse as such; spends
         nothing (the terminal page is only the way to the socket)."""
-        return self._tickets.check(credential)
+        binding, nonce = self._tickets.verify(credential)
+        async with self._db.reader() as session:
+            if await SpentCredentialRepository(session).is_spent(nonce):
+                raise CredentialSpent(ALREADY_USED, binding)
+        return binding
+
+    async def _redeem(self, credential: str) -> TerminalBinding:
+        """Verify and spend, once across restarts and replicas (the database decides)."""
+        binding, nonce = self._tickets.verify(credential)
+        async with self._db.transaction() as session:
+            spent_now = await SpentCredentialRepository(session).spend(
+                nonce, expires_at=binding.expires_at, now=utcnow()
+            )
+        if not spent_now:
+            raise CredentialSpent(ALREADY_USED, binding)
+        return binding
 
     async def open(
         self, credential: str, *, client_addr: str | None,
@@ -69,7 +87,7 @@ class TerminalService:
         """Spend the credential, re-check that its user may still see the job and pod,
         and open a shell there. Raises a `DomainError` (audited) when any of it fails."""
         try:
-            binding = self._tickets.redeem(credential)
+            binding = await self._redeem(credential)
         except CredentialSpent as exc:  # a replayed or late URL: say whose it was
             spent = exc.binding
             await self._record(Principal(user=spent.user, client_addr=client_addr),

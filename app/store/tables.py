@@ -124,3 +124,12 @@ class AuditRow(SQLModel, table=True):
     outcome: str = Field(sa_type=String(16))
     detail: str | None = Field(default=None, sa_type=Text)
     client_addr: str | None = Field(default=None, sa_type=String(64))
+
+
+class SpentCredentialRow(SQLModel, table=True):
+    """A web-terminal credential that was used (kept until it would have expired)."""
+
+    __tablename__ = "spent_credentials"
+
+    nonce: str = Field(sa_type=String(64), primary_key=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)

@@ -77,7 +77,7 @@ async def terminal_page(credential: str, services: ServicesDep) -> HTMLResponse:
         code = status.HTTP_503_SERVICE_UNAVAILABLE
     else:
         try:
-            services.terminals.check(credential)
+            await services.terminals.check(credential)
         except DomainError as exc:
             problem, code = exc.message, status.HTTP_403_FORBIDDEN
     page = _template().substitute(problem=html.escape(problem, quote=True))
