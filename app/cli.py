@@ -35,10 +35,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from app.logging import configure
     from app.web.app import create_app
-    from app.web.datadir import DataDirBusy
+    from app.web.bootstrap import ConfigurationError, check_configuration
+    from app.web.datadir import DataDirBusy, DataDirLock
 
     settings = _settings(args)
     configure(settings.log_level)
+    try:
+        check_configuration(settings)
+        # Fail fast with a clear message (the server takes the lock for good on start-up).
+        probe = DataDirLock(settings.data_dir)
+        probe.acquire()
+        probe.release()
+    except (ConfigurationError, DataDirBusy) as error:
+        print(f"jobgraph: {error}", file=sys.stderr)
+        return 2
     # uvicorn deprecates its `websockets` implementation for websockets-sansio, which
     # fanned changes out about half as fast here (bench/README.md); kept while it exists.
     warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
@@ -178,9 +188,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pydantic import ValidationError
+
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     args = parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValidationError as error:  # a JOBGRAPH_* variable that does not parse
+        for problem in error.errors():
+            name = "JOBGRAPH_" + "_".join(str(p) for p in problem["loc"]).upper()
+            print(f"jobgraph: {name}: {problem['msg']}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

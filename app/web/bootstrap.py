@@ -11,7 +11,7 @@ from app.core.jobs import JobService
 from app.core.live import LiveService
 from app.core.oidc import OidcConfig, OidcVerifier
 from app.core.pg_broker import PostgresBroker
-from app.core.pools import PoolCatalog
+from app.core.pools import PoolCatalog, PoolsFileError
 from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
 from app.core.sync import RuntimeSync
@@ -53,7 +53,7 @@ def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
     raise ConfigurationError(f"pool {pool.id!r}: unknown runtime {pool.runtime!r}")
 
 
-def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+def oidc_config(settings: Settings) -> OidcConfig | None:
     if not settings.oidc_issuer:
         return None
     if not settings.oidc_audience:
@@ -72,7 +72,29 @@ def oidc_verifier(settings: Settings) -> OidcVerifier | None:
         )
     except ValueError as error:
         raise ConfigurationError(f"OIDC settings: {error}") from error
-    return OidcVerifier(config)
+    return config
+
+
+def oidc_verifier(settings: Settings) -> OidcVerifier | None:
+    config = oidc_config(settings)
+    return OidcVerifier(config) if config else None
+
+
+def check_configuration(settings: Settings) -> None:
+    """Refuse a bad pools file or OIDC setting before serving, saying what to fix."""
+    try:
+        pools = PoolCatalog.load(settings.pools_file)
+    except PoolsFileError as error:
+        raise ConfigurationError(str(error)) from error
+    for pool in pools:
+        if pool.runtime == "kubernetes":
+            from app.runtime.kubernetes.options import KubernetesPoolOptions, PoolOptionsError
+
+            try:
+                KubernetesPoolOptions.of(pool)
+            except PoolOptionsError as error:
+                raise ConfigurationError(str(error)) from error
+    oidc_config(settings)
 
 
 async def start_services(settings: Settings) -> Services:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -79,3 +80,21 @@ async def test_jobs_survive_a_restart_of_the_service(server_factory, tmp_path):
     finally:
         await client.close()
         server.stop()
+
+
+def test_bad_configuration_is_refused_with_what_to_fix(tmp_path):
+    pools = tmp_path / "pools.yaml"
+    cases = [
+        ({"JOBGRAPH_POOLS_FILE": str(pools)}, "pools: [ {id: Not_A_Label, runtime: local} ]", "must be a DNS label"),
+        ({"JOBGRAPH_POOLS_FILE": str(pools)}, "pools: [ {id: k, runtime: kubernetes, queueing: slurm} ]", "queueing must be one of"),
+        ({"JOBGRAPH_RATE_LIMIT_BURST": "lots"}, "", "JOBGRAPH_RATE_LIMIT_BURST"),
+        ({"JOBGRAPH_OIDC_ISSUER": "https://idp.example"}, "", "JOBGRAPH_OIDC_AUDIENCE is required"),
+    ]
+    for extra, text, words in cases:
+        pools.write_text(text)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGRAPH_")}
+        env.update(JOBGRAPH_DATA_DIR=str(tmp_path / "data"), **extra)
+        result = subprocess.run([JOBGRAPH, "serve", "--port", str(free_port())], env=env,
+                                capture_output=True, text=True, timeout=20)
+        assert result.returncode == 2, result
+        assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
