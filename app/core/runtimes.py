@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from app.domain.errors import RuntimeUnavailable
-from app.domain.pools import ResourcePool
 from app.runtime.base import Runtime
-
-RuntimeFactory = Callable[[ResourcePool], Runtime]
 
 
 class RuntimeRegistry:

@@ -27,10 +27,3 @@ def proc_stat(pid: int) -> ProcStat | None:
     # parentheses, so split after the last ')': the rest starts at field 3 (state).
     rest = raw[raw.rfind(")") + 2 :].split()
     return ProcStat(state=rest[0], pgid=int(rest[2]), start_time=int(rest[19]))
-
-
-def is_same_process(pid: int, start_time: int) -> bool:
-    """True while the process that had this pid and start time is still alive (a
-    recycled pid has another start time)."""
-    st = proc_stat(pid)
-    return st is not None and st.start_time == start_time and not st.ended
