@@ -17,7 +17,7 @@ from app.core.jobs import JobService
 from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
 from app.core.terminal_tickets import CredentialSpent, TerminalBinding, TerminalTickets
-from app.domain.errors import DomainError, PermissionDenied
+from app.domain.errors import DomainError, PermissionDenied, RateLimited
 from app.domain.jobs import utcnow
 from app.domain.principal import Principal
 from app.runtime.base import Terminal
@@ -95,6 +95,13 @@ class TerminalService:
                                f"pod {spent.pod_name}: {exc.message}", outcome=audit.REFUSED)
             raise
         except DomainError as exc:
+            # Forged credentials cost a write each: past the rate limit for their address,
+            # they are refused without one.
+            if self._limiter is not None:
+                try:
+                    self._limiter.check(f"{UNKNOWN_ACTOR}@{client_addr}")
+                except RateLimited:
+                    raise exc from None
             await self._record(Principal(user=UNKNOWN_ACTOR, client_addr=client_addr),
                                "terminal.open", None, exc.message, outcome=audit.REFUSED)
             raise

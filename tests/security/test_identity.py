@@ -242,3 +242,17 @@ async def test_subscribers_see_jobs_shared_with_their_groups(secured, tmp_path):
                 seen.add((await anext(stream))["jobUpdated"]["jobId"])
         await stream.aclose()
     assert private["jobId"] not in seen
+
+
+async def test_forged_terminal_urls_stop_costing_audit_writes_past_the_rate_limit(secured):
+    base = secured.server.url.replace("http://", "ws://")
+    for i in range(50):
+        with pytest.raises(websockets.InvalidStatus):
+            async with websockets.connect(f"{base}/webterminal/forged{i}.sig"):
+                pass
+    admin = secured.client(secured.jwt(sub="auditor", groups=["platform-admins"]))
+    trail = await admin.execute(
+        '{ auditLog(filter: {actor: "anonymous", action: "terminal.open"}, first: 100) { nodes { outcome } } }'
+    )
+    refused = trail["auditLog"]["nodes"]
+    assert 30 <= len(refused) <= 45 and {e["outcome"] for e in refused} == {"refused"}
