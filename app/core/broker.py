@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from app.domain.jobs import Job, JobEvent
+
 # A subscriber that falls this far behind loses its oldest messages rather than
 # making the server buffer without bound.
 SUBSCRIBER_BUFFER = 1000
@@ -30,7 +32,18 @@ class Broker:
         """Nothing to disconnect in-process."""
 
     def publish(self, topic: str, message: Any) -> None:
-        self.deliver(topic, message)
+        self._publish_to((topic,), message)
+
+    def publish_job(self, job: Job) -> None:
+        """A job changed: for its own subscribers and for those of every job."""
+        self._publish_to((job_topic(job.job_id), ALL_JOBS_TOPIC), job)
+
+    def publish_event(self, event: JobEvent) -> None:
+        self._publish_to((events_topic(event.job_id),), event)
+
+    def _publish_to(self, topics: tuple[str, ...], message: Any) -> None:
+        for topic in topics:
+            self.deliver(topic, message)
 
     def deliver(self, topic: str, message: Any) -> None:
         """Hand a message to this process's subscribers of `topic`."""

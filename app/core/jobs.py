@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from app.core import audit
-from app.core.broker import ALL_JOBS_TOPIC, Broker, job_topic
+from app.core.broker import Broker
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.domain.errors import (
@@ -120,6 +120,8 @@ class JobService:
     ) -> str:
         """The pod's log as one text: the last `tail_lines` lines, of those only the ones
         containing `keyword`, at most `max_lines` of them (the last ones)."""
+        if max_lines is not None and max_lines < 0:
+            raise ValidationFailed("maxLines must be 0 or more", field="maxLines")
         lines = [
             line
             async for line in self.follow_logs(
@@ -128,8 +130,6 @@ class JobService:
             )
         ]
         if max_lines is not None:
-            if max_lines < 0:
-                raise ValidationFailed("maxLines must be 0 or more", field="maxLines")
             lines = lines[-max_lines:] if max_lines else []
         return "\n".join(lines) + ("\n" if lines else "")
 
@@ -212,7 +212,7 @@ class JobService:
             if existing is None:
                 raise
             return existing
-        self._publish(job)
+        self.broker.publish_job(job)
         try:
             await runtime.submit(job)
         except Exception as exc:
@@ -240,7 +240,7 @@ class JobService:
             if not stopping:
                 return await self.stop(actor=actor, job_id=job_id)  # it ended meanwhile
             job = replace(job, status=JobStatus.STOPPING)
-            self._publish(job)
+            self.broker.publish_job(job)
         try:
             await self.runtimes.for_pool(job.resource_pool_id).stop(job_id)
         except NotFound:
@@ -248,7 +248,7 @@ class JobService:
             job = replace(job, status=JobStatus.STOPPED, finished_at=utcnow())
             async with self.db.transaction() as session:
                 await JobRepository(session).save_state(job)
-            self._publish(job)
+            self.broker.publish_job(job)
         return job
 
     async def delete(self, *, actor: Principal, job_id: str) -> str:
@@ -318,8 +318,4 @@ class JobService:
             await EventRepository(session).add_new(
                 [JobEvent(job_id=job.job_id, type=EventType.WARNING, reason="FailedCreate", message=reason)]
             )
-        self._publish(failed)
-
-    def _publish(self, job: Job) -> None:
-        self.broker.publish(job_topic(job.job_id), job)
-        self.broker.publish(ALL_JOBS_TOPIC, job)
+        self.broker.publish_job(failed)

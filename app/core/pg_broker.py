@@ -57,11 +57,12 @@ class PostgresBroker(Broker):
             if conn is not None:
                 await conn.close()
 
-    def publish(self, topic: str, message: Any) -> None:
+    def _publish_to(self, topics: tuple[str, ...], message: Any) -> None:
+        """One notification for all the topics of a change."""
         if isinstance(message, Job):
-            note = {"topic": topic, "job": message.job_id, "snapshot": message.to_dict()}
+            note = {"topics": topics, "job": message.job_id, "snapshot": message.to_dict()}
         elif isinstance(message, JobEvent):
-            note = {"topic": topic, "job": message.job_id, "event": message.key}
+            note = {"topics": topics, "job": message.job_id, "event": message.key}
         else:
             raise TypeError(f"cannot publish {type(message).__name__} across replicas")
         payload = json.dumps(note)
@@ -91,12 +92,13 @@ class PostgresBroker(Broker):
 
     async def _resolve(self, note: dict[str, Any]) -> None:
         if "snapshot" in note:
-            self.deliver(note["topic"], Job.from_dict(note["snapshot"]))
-            return
-        async with self.db.reader() as session:
-            if "event" in note:
-                message = await EventRepository(session).get(note["job"], note["event"])
-            else:
-                message = await JobRepository(session).get(note["job"])
+            message = Job.from_dict(note["snapshot"])
+        else:
+            async with self.db.reader() as session:
+                if "event" in note:
+                    message = await EventRepository(session).get(note["job"], note["event"])
+                else:
+                    message = await JobRepository(session).get(note["job"])
         if message is not None:
-            self.deliver(note["topic"], message)
+            for topic in note["topics"]:
+                self.deliver(topic, message)

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import structlog
 
-from app.core.broker import ALL_JOBS_TOPIC, Broker, events_topic, job_topic
+from app.core.broker import Broker
 from app.domain.jobs import Job
 from app.runtime.base import JobUpdate, Runtime
 from app.store.db import Database
@@ -76,7 +76,6 @@ class RuntimeSync:
                 await PodRepository(session).replace(job.job_id, update.pods)
             new_events = await EventRepository(session).add_new(update.events)
         if updated is not job or update.pods is not None:
-            self.broker.publish(job_topic(job.job_id), updated)
-            self.broker.publish(ALL_JOBS_TOPIC, updated)
+            self.broker.publish_job(updated)
         for event in new_events:
-            self.broker.publish(events_topic(job.job_id), event)
+            self.broker.publish_event(event)
