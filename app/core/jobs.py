@@ -44,6 +44,13 @@ log = structlog.get_logger(__name__)
 MAX_LOG_LINES = 100_000
 
 
+def _check_log_window(tail_lines: int | None, max_lines: int | None) -> None:
+    if tail_lines is not None and tail_lines < 0:
+        raise ValidationFailed("tailLines must be 0 or more", field="tailLines")
+    if max_lines is not None and max_lines < 0:
+        raise ValidationFailed("maxLines must be 0 or more", field="maxLines")
+
+
 def _not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} not found", field="jobId")
 
@@ -94,39 +101,32 @@ class JobService:
         async with self.db.reader() as session:
             return await EventRepository(session).for_jobs(list(job_ids))
 
-    async def events(
-        self,
-        *,
-        actor: Principal,
-        job_id: str,
-        since: datetime | None = None,
-        until: datetime | None = None,
+    async def events_in(
+        self, job: Job, *, since: datetime | None = None, until: datetime | None = None
     ) -> list[JobEvent]:
-        await self.get(actor=actor, job_id=job_id)
+        """Events of a job the caller obtained through get or list, oldest first."""
         if since and until and since > until:
             raise ValidationFailed("startTime must not be after endTime", field="startTime")
         async with self.db.reader() as session:
-            return await EventRepository(session).list(job_id, since=since, until=until)
+            return await EventRepository(session).list(job.job_id, since=since, until=until)
 
-    async def logs(
+    async def job_logs(
         self,
+        job: Job,
         *,
-        actor: Principal,
-        job_id: str,
         pod_name: str,
         tail_lines: int | None = None,
         keyword: str | None = None,
         max_lines: int | None = None,
     ) -> str:
-        """The pod's log as one text: the last `tail_lines` lines, of those only the ones
-        containing `keyword`, at most `max_lines` of them (the last ones)."""
-        if max_lines is not None and max_lines < 0:
-            raise ValidationFailed("maxLines must be 0 or more", field="maxLines")
+        """The log of a pod of a job the caller obtained through get or list, as one text:
+        the last `tail_lines` lines, of those only the ones containing `keyword`, at most
+        `max_lines` of them (the last ones)."""
+        _check_log_window(tail_lines, max_lines)
         lines = [
             line
-            async for line in self.follow_logs(
-                actor=actor, job_id=job_id, pod_name=pod_name, tail_lines=tail_lines,
-                keyword=keyword, follow=False,
+            async for line in self.follow_job_logs(
+                job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=False
             )
         ]
         if max_lines is not None:
@@ -143,14 +143,31 @@ class JobService:
         keyword: str | None = None,
         follow: bool = True,
     ) -> AsyncIterator[str]:
-        if tail_lines is not None and tail_lines < 0:
-            raise ValidationFailed("tailLines must be 0 or more", field="tailLines")
-        job, _ = await self.require_pod(actor=actor, job_id=job_id, pod_name=pod_name)
-        runtime = self.runtimes.for_pool(job.resource_pool_id)
+        _check_log_window(tail_lines, None)
+        job = await self.get(actor=actor, job_id=job_id)
+        async for line in self.follow_job_logs(
+            job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=follow
+        ):
+            yield line
+
+    async def follow_job_logs(
+        self,
+        job: Job,
+        *,
+        pod_name: str,
+        tail_lines: int | None = None,
+        keyword: str | None = None,
+        follow: bool = True,
+    ) -> AsyncIterator[str]:
+        """Lines of a pod of a job the caller obtained through get or list; with `follow`,
+        new ones until the pod ends."""
+        _check_log_window(tail_lines, None)
+        await self._pod_of(job, pod_name)
         tail = MAX_LOG_LINES if tail_lines is None else min(tail_lines, MAX_LOG_LINES)
         if tail == 0 and not follow:
             return
-        async for line in runtime.logs(job_id, pod_name, tail_lines=tail, follow=follow):
+        runtime = self.runtimes.for_pool(job.resource_pool_id)
+        async for line in runtime.logs(job.job_id, pod_name, tail_lines=tail, follow=follow):
             if keyword is None or keyword in line:
                 yield line
 
@@ -158,17 +175,21 @@ class JobService:
         self, *, actor: Principal, job_id: str, pod_name: str, action: str | None = None
     ) -> tuple[Job, Pod]:
         """The job (visible to the actor; with `action`, one the actor may act on) and its
-        pod; NotFound when the pod is not one of the job's (a name like `../../etc/passwd`
-        is simply not one of them)."""
+        pod; NotFound when the pod is not one of the job's."""
         if action is None:
             job = await self.get(actor=actor, job_id=job_id)
         else:
             job = await self._for_action(actor=actor, job_id=job_id, action=action)
-        pods = (await self.pods_of([job_id]))[job_id]
+        return job, await self._pod_of(job, pod_name)
+
+    async def _pod_of(self, job: Job, pod_name: str) -> Pod:
+        """A name that is not one of the job's pods (`../../etc/passwd` included) is simply
+        not found: nothing is ever looked up by an unchecked name."""
+        pods = (await self.pods_of([job.job_id]))[job.job_id]
         pod = next((p for p in pods if p.name == pod_name), None)
         if pod is None:
-            raise NotFound(f"pod {pod_name!r} not found in job {job_id!r}", field="podName")
-        return job, pod
+            raise NotFound(f"pod {pod_name!r} not found in job {job.job_id!r}", field="podName")
+        return pod
 
     # -- writes --------------------------------------------------------------------------
 

@@ -158,9 +158,7 @@ class Job:
         if since is None and until is None:
             events = await info.context.loaders.events.load(self.job.job_id)
         else:
-            events = await info.context.services.jobs.events(
-                actor=info.context.actor, job_id=self.job.job_id, since=since, until=until
-            )
+            events = await info.context.services.jobs.events_in(self.job, since=since, until=until)
         return [JobEvent.of(e) for e in events]
 
     @strawberry.field(description="The pod's log: its last `tailLines` lines, only those containing `keyword`.")
@@ -172,13 +170,9 @@ class Job:
         keyword: str | None = None,
         max_lines: int | None = None,
     ) -> str:
-        return await info.context.services.jobs.logs(
-            actor=info.context.actor,
-            job_id=self.job.job_id,
-            pod_name=pod_name,
-            tail_lines=tail_lines,
-            keyword=keyword,
-            max_lines=max_lines,
+        # This job was obtained through the core's authorised get or list.
+        return await info.context.services.jobs.job_logs(
+            self.job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, max_lines=max_lines
         )
 
 

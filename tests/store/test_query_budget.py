@@ -54,3 +54,23 @@ async def test_a_page_costs_four_queries_whatever_its_size(db, tmp_path):
         assert counts == {5: 4, 50: 4}, counts  # page, count, pods, events
     finally:
         await stop_services(services)
+
+
+async def test_a_job_with_an_event_window_reads_the_job_once(db, tmp_path):
+    services = await start_services(Settings(data_dir=tmp_path / "data", database_url=db.url))
+    try:
+        async with services.db.transaction() as session:
+            await JobRepository(session).add(make_job("j-once"))
+        statements: list[str] = []
+        listener = lambda *args: statements.append(args[2])  # noqa: E731
+        event.listen(services.db.engine.sync_engine, "before_cursor_execute", listener)
+        context = GraphQLContext(services=services, principal=Principal("alice"))
+        result = await schema.execute(
+            '{ job(id: "j-once") { jobId events(since: "2020-01-01T00:00:00Z") { reason } } }',
+            context_value=context,
+        )
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", listener)
+        assert result.errors is None, result.errors
+        assert len(statements) == 2, statements  # the job, its events: no second authorisation read
+    finally:
+        await stop_services(services)
