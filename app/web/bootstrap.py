@@ -87,13 +87,7 @@ def check_configuration(settings: Settings) -> None:
     except PoolsFileError as error:
         raise ConfigurationError(str(error)) from error
     for pool in pools:
-        if pool.runtime == "kubernetes":
-            from app.runtime.kubernetes.options import KubernetesPoolOptions, PoolOptionsError
-
-            try:
-                KubernetesPoolOptions.of(pool)
-            except PoolOptionsError as error:
-                raise ConfigurationError(str(error)) from error
+        build_runtime(pool, settings)  # constructing one checks its pool's options
     oidc_config(settings)
 
 
