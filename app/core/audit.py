@@ -10,7 +10,7 @@ from app.domain.jobs import utcnow
 from app.domain.listing import MAX_PAGE_SIZE
 from app.domain.principal import Principal
 from app.store.audit import AuditRepository
-from app.store.tables import AuditRow
+from app.store.db import Database
 
 ALLOWED = "allowed"
 REFUSED = "refused"
@@ -29,22 +29,15 @@ async def record(
     user = actor.user if isinstance(actor, Principal) else actor
     addr = actor.client_addr if isinstance(actor, Principal) else None
     await AuditRepository(session).add(
-        AuditRow(
-            at=utcnow(),
-            actor=user,
-            action=action,
-            job_id=job_id,
-            outcome=outcome,
-            detail=detail,
-            client_addr=addr,
-        )
+        at=utcnow(), actor=user, action=action, job_id=job_id, outcome=outcome,
+        detail=detail, client_addr=addr,
     )
 
 
 class AuditService:
     """Reading the trail: for admins only."""
 
-    def __init__(self, db) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def entries(

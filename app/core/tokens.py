@@ -5,15 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 
 from app.core import audit
 from app.domain.errors import NotFound, Unauthenticated, ValidationFailed
 from app.domain.jobs import utcnow
 from app.domain.principal import Principal
+from app.domain.tokens import TokenInfo
 from app.store.db import Database
-from app.store.tables import ApiTokenRow
 from app.store.tokens import TokenRepository
 
 TOKEN_PREFIX = "jg_"
@@ -23,29 +22,6 @@ _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")
 def hash_token(secret: str) -> str:
     # Tokens are 256-bit random, so a fast hash is enough (no dictionary to attack).
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenInfo:
-    id: str
-    user: str
-    is_admin: bool
-    groups: tuple[str, ...]
-    created_at: datetime
-    expires_at: datetime | None
-    revoked_at: datetime | None
-
-
-def _info(row: ApiTokenRow) -> TokenInfo:
-    return TokenInfo(
-        id=row.id,
-        user=row.user,
-        is_admin=row.is_admin,
-        groups=tuple(row.groups),
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        revoked_at=row.revoked_at,
-    )
 
 
 class TokenService:
@@ -67,37 +43,36 @@ class TokenService:
                 "user must be 1-255 letters, digits, '_', '.', '@' or '-'", field="user"
             )
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        row = ApiTokenRow(
+        token = TokenInfo(
             id="t-" + secrets.token_hex(6),
             user=user,
             is_admin=is_admin,
-            groups=list(groups),
-            token_hash=hash_token(secret),
+            groups=tuple(groups),
             created_at=utcnow(),
             expires_at=expires_at,
         )
         async with self.db.transaction() as session:
-            await TokenRepository(session).add(row)
+            await TokenRepository(session).add(token, token_hash=hash_token(secret))
             await audit.record(
-                session, actor=created_by, action="token.create", detail=f"{row.id} for {user}"
+                session, actor=created_by, action="token.create", detail=f"{token.id} for {user}"
             )
-        return _info(row), secret
+        return token, secret
 
     async def verify(self, secret: str) -> Principal:
         """The token's principal; `Unauthenticated` saying why when it does not work."""
         async with self.db.reader() as session:
-            row = await TokenRepository(session).by_hash(hash_token(secret))
-        if row is None:
+            token = await TokenRepository(session).by_hash(hash_token(secret))
+        if token is None:
             raise Unauthenticated("unknown API token: check it was copied whole, or create one")
-        if row.revoked_at is not None:
-            raise Unauthenticated(f"API token {row.id} was revoked")
-        if row.expires_at is not None and row.expires_at <= utcnow():
-            raise Unauthenticated(f"API token {row.id} expired at {row.expires_at.isoformat()}")
-        return Principal(user=row.user, is_admin=row.is_admin, groups=tuple(row.groups))
+        if token.revoked_at is not None:
+            raise Unauthenticated(f"API token {token.id} was revoked")
+        if token.expires_at is not None and token.expires_at <= utcnow():
+            raise Unauthenticated(f"API token {token.id} expired at {token.expires_at.isoformat()}")
+        return Principal(user=token.user, is_admin=token.is_admin, groups=token.groups)
 
     async def list(self) -> list[TokenInfo]:
         async with self.db.reader() as session:
-            return [_info(r) for r in await TokenRepository(session).list()]
+            return await TokenRepository(session).list()
 
     async def revoke(self, token_id: str, *, revoked_by: str = "cli") -> None:
         async with self.db.transaction() as session:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,8 +22,23 @@ class AuditRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: AuditRow) -> None:
-        self.session.add(row)
+    async def add(
+        self,
+        *,
+        at: datetime,
+        actor: str,
+        action: str,
+        outcome: str,
+        job_id: str | None = None,
+        detail: str | None = None,
+        client_addr: str | None = None,
+    ) -> None:
+        self.session.add(
+            AuditRow(
+                at=at, actor=actor, action=action, outcome=outcome, job_id=job_id,
+                detail=detail, client_addr=client_addr,
+            )
+        )
         await self.session.flush()
 
     async def list(

@@ -7,27 +7,49 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.tokens import TokenInfo
 from app.store.tables import ApiTokenRow
+
+
+def _info(row: ApiTokenRow) -> TokenInfo:
+    return TokenInfo(
+        id=row.id,
+        user=row.user,
+        is_admin=row.is_admin,
+        groups=tuple(row.groups),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 class TokenRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, row: ApiTokenRow) -> None:
-        self.session.add(row)
+    async def add(self, token: TokenInfo, *, token_hash: str) -> None:
+        self.session.add(
+            ApiTokenRow(
+                id=token.id,
+                user=token.user,
+                is_admin=token.is_admin,
+                groups=list(token.groups),
+                token_hash=token_hash,
+                created_at=token.created_at,
+                expires_at=token.expires_at,
+                revoked_at=token.revoked_at,
+            )
+        )
         await self.session.flush()
 
-    async def by_hash(self, token_hash: str) -> ApiTokenRow | None:
+    async def by_hash(self, token_hash: str) -> TokenInfo | None:
         statement = select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        row = (await self.session.execute(statement)).scalar_one_or_none()
+        return _info(row) if row else None
 
-    async def get(self, token_id: str) -> ApiTokenRow | None:
-        return await self.session.get(ApiTokenRow, token_id)
-
-    async def list(self) -> list[ApiTokenRow]:
+    async def list(self) -> list[TokenInfo]:
         statement = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
-        return list((await self.session.execute(statement)).scalars().all())
+        return [_info(r) for r in (await self.session.execute(statement)).scalars().all()]
 
     async def count(self) -> int:
         statement = select(func.count()).select_from(ApiTokenRow)
