@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 
 from app.core.audit import AuditService
 from app.core.broker import Broker
@@ -34,3 +35,5 @@ class Services:
     sync: RuntimeSync
     terminal_tickets: TerminalTickets
     terminals: TerminalService
+    # What `stop_services` releases, in reverse order of start-up.
+    resources: AsyncExitStack = field(default_factory=AsyncExitStack)

@@ -6,7 +6,7 @@ import gc
 import math
 import sys
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
@@ -50,21 +50,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        lock = DataDirLock(settings.data_dir)
-        lock.acquire()
-        try:
+        # Whatever was taken is given back, in reverse order, however start-up ends.
+        async with AsyncExitStack() as stack:
+            lock = DataDirLock(settings.data_dir)
+            lock.acquire()
+            stack.callback(lock.release)
             services = await start_services(settings)
+            stack.push_async_callback(stop_services, services)
             app.state.services = services
             secret = await services.tokens.ensure_first_admin()
             if secret:
                 print_first_admin_token(secret)
             tune_garbage_collector()
-            try:
-                yield
-            finally:
-                await stop_services(services)
-        finally:
-            lock.release()
+            yield
 
     app = FastAPI(
         title="jobgraph",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import AsyncExitStack
+
 import structlog
 
 from app.core.audit import AuditService
@@ -92,17 +94,30 @@ def check_configuration(settings: Settings) -> None:
 
 
 async def start_services(settings: Settings) -> Services:
+    """The services, started. Each resource is registered for release as soon as it
+    exists, so a failure half-way releases what was started (and `stop_services` the
+    rest, in reverse order, even when one of them fails to close)."""
+    async with AsyncExitStack() as stack:
+        services = await _start(settings, stack)
+        services.resources = stack.pop_all()
+    return services
+
+
+async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     url = settings.database_url_resolved
     if settings.auto_migrate:
         await upgrade_async(url)
     pools = PoolCatalog.load(settings.pools_file)
     db = Database(url)
+    stack.push_async_callback(db.dispose)
     # With PostgreSQL, changes reach the subscribers of every replica (LISTEN/NOTIFY).
     broker = PostgresBroker(db) if db.engine.dialect.name == "postgresql" else Broker()
+    stack.push_async_callback(broker.close)
     await broker.start()
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
     sync = RuntimeSync(db=db, broker=broker)
+    stack.push_async_callback(sync.close)
     jobs = JobService(db=db, pools=pools, runtimes=runtimes, broker=broker)
     tickets = TerminalTickets(
         secret=load_secret(data_dir=settings.data_dir, configured=settings.secret_key),
@@ -134,6 +149,8 @@ async def start_services(settings: Settings) -> Services:
         ),
     )
     for runtime in runtimes:
+        # Registered before it starts: a start that fails half-way is closed too.
+        stack.push_async_callback(runtime.close)
         sync.start(runtime)
         async with db.reader() as session:
             active = await JobRepository(session).list_active(pool_id=runtime.pool.id)
@@ -143,8 +160,5 @@ async def start_services(settings: Settings) -> Services:
 
 
 async def stop_services(services: Services) -> None:
-    for runtime in services.runtimes:
-        await runtime.close()
-    await services.sync.close()
-    await services.broker.close()
-    await services.db.dispose()
+    """Close the runtimes, the sync tasks, the broker and the engine (in that order)."""
+    await services.resources.aclose()
