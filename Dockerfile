@@ -10,9 +10,8 @@ WORKDIR /srv/jobgraph
 COPY pyproject.toml README.md ./
 COPY app app
 COPY rest_compat rest_compat
-COPY migrations migrations
 COPY --from=assets /src/app/web/static/vendor app/web/static/vendor
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir .
 ENV JOBGRAPH_HOST=0.0.0.0 JOBGRAPH_DATA_DIR=/var/lib/jobgraph
 EXPOSE 8000
 CMD ["jobgraph", "serve"]

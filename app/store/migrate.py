@@ -1,4 +1,4 @@
-"""Apply the Alembic migrations in `migrations/` programmatically (`jobgraph migrate`)."""
+"""Apply the Alembic migrations in `app/store/migrations/` programmatically (`jobgraph migrate`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# Inside the package, so a plain `pip install .` ships them.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:

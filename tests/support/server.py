@@ -52,6 +52,8 @@ class Server:
     data_dir: Path
     env: dict[str, str]
     port: int = field(default_factory=free_port)
+    # The `jobgraph` console script; another venv's for the install test.
+    executable: str = JOBGRAPH
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
@@ -62,7 +64,7 @@ class Server:
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
-            [JOBGRAPH, *args], env=self.env, capture_output=True, text=True, timeout=60
+            [self.executable, *args], env=self.env, capture_output=True, text=True, timeout=60
         )
         if result.returncode != 0:
             raise RuntimeError(f"jobgraph {' '.join(args)} failed: {result.stderr}")
@@ -75,7 +77,7 @@ class Server:
         self.output = []
         self._lines = queue.Queue()
         self.process = subprocess.Popen(
-            [JOBGRAPH, "serve", "--port", str(self.port)],
+            [self.executable, "serve", "--port", str(self.port)],
             env=self.env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
