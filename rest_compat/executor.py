@@ -27,7 +27,7 @@ from strawberry.types.graphql import OperationType
 
 from app.graphql.context import GraphQLContext
 from app.graphql.schema import GUARD_RULES, schema
-from app.graphql.trusted_documents import trust
+from app.graphql.documents import trust
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
 

@@ -19,12 +19,15 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
     value_from_ast,
 )
 from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
 from app.domain.errors import QueryTooExpensive
+from app.graphql import documents
 from app.domain.listing import DEFAULT_PAGE_SIZE
 
 DEFAULT_MAX_COST = 25_000
@@ -47,6 +50,11 @@ class _Costing:
         self.schema = schema
         self.fragments = fragments
         self.variables = variables
+        # Variables the cost depended on (page sizes), so it can be cached per their values.
+        self.consulted: dict[str, Any] = {}
+        # The cost of each fragment at multiplier 1: costs are linear in the multiplier, so
+        # a fragment spread many times (or fanned out through other fragments) is walked once.
+        self._fragment_costs: dict[str, int] = {}
 
     def selection(self, parent: GraphQLObjectType, selections: SelectionSetNode | None, multiplier: int, seen: frozenset[str] = frozenset()) -> int:
         if selections is None:
@@ -59,11 +67,19 @@ class _Costing:
                 target = self.schema.get_type(node.type_condition.name.value) if node.type_condition else parent
                 total += self.selection(target, node.selection_set, multiplier, seen)
             elif isinstance(node, FragmentSpreadNode) and node.name.value not in seen:
-                fragment = self.fragments.get(node.name.value)
-                if fragment is not None:
-                    target = self.schema.get_type(fragment.type_condition.name.value)
-                    total += self.selection(target, fragment.selection_set, multiplier, seen | {node.name.value})
+                total += multiplier * self.fragment(node.name.value, seen)
         return total
+
+    def fragment(self, name: str, seen: frozenset[str]) -> int:
+        cost = self._fragment_costs.get(name)
+        if cost is None:
+            fragment = self.fragments.get(name)
+            if fragment is None:
+                return 0
+            target = self.schema.get_type(fragment.type_condition.name.value)
+            cost = self.selection(target, fragment.selection_set, 1, seen | {name})
+            self._fragment_costs[name] = cost
+        return cost
 
     def field(self, parent: GraphQLObjectType, node: FieldNode, multiplier: int, seen: frozenset[str]) -> int:
         definition = parent.fields.get(node.name.value) if hasattr(parent, "fields") else None
@@ -87,12 +103,27 @@ class _Costing:
     def _argument(self, node: FieldNode, name: str, type_: Any) -> int | None:
         for argument in node.arguments or ():
             if argument.name.value == name:
+                for variable in _variables_in(argument.value):
+                    self.consulted[variable] = self.variables.get(variable)
                 value = value_from_ast(argument.value, type_, self.variables)
                 return value if isinstance(value, int) and value > 0 else None
         return None
 
 
+def _variables_in(value: ValueNode) -> list[str]:
+    if isinstance(value, VariableNode):
+        return [value.name.value]
+    return []
+
+
 def query_cost(schema: GraphQLSchema, document, variables: dict[str, Any] | None, operation_name: str | None) -> int:
+    return _query_cost(schema, document, variables, operation_name)[0]
+
+
+def _query_cost(
+    schema: GraphQLSchema, document, variables: dict[str, Any] | None, operation_name: str | None
+) -> tuple[int, dict[str, Any]]:
+    """The cost, and the variables (with their values) it depended on."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     costing = _Costing(schema, fragments, variables or {})
     total = 0
@@ -103,7 +134,33 @@ def query_cost(schema: GraphQLSchema, document, variables: dict[str, Any] | None
             continue
         root = schema.get_root_type(definition.operation)
         total += costing.selection(root, definition.selection_set, 1)
-    return total
+    return total, costing.consulted
+
+
+def _hashable(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def cached_query_cost(schema: GraphQLSchema, context: Any) -> int:
+    """The cost of the execution's operation, computed once per document, operation and
+    values of the page-size variables it depends on."""
+    entry = documents.current(context)
+    variables = context.variables or {}
+    if entry is not None:
+        for (operation, consulted), cost in entry.costs.items():
+            if operation == context.operation_name and all(
+                _hashable(variables.get(name)) == value for name, value in consulted
+            ):
+                return cost
+    cost, consulted = _query_cost(schema, context.graphql_document, variables, context.operation_name)
+    if entry is not None and entry.document is context.graphql_document:
+        key = (context.operation_name, tuple((n, _hashable(v)) for n, v in consulted.items()))
+        entry.remember_cost(key, cost)
+    return cost
 
 
 class QueryCost(SchemaExtension):
@@ -122,9 +179,7 @@ class QueryCost(SchemaExtension):
     def on_execute(self):
         context = self.execution_context
         if context.graphql_document is not None and not context.result:
-            self.cost = query_cost(
-                context.schema._schema, context.graphql_document, context.variables, context.operation_name
-            )
+            self.cost = cached_query_cost(context.schema._schema, context)
             if self.cost > self._limit():
                 error = QueryTooExpensive(
                     f"query cost {self.cost} exceeds the limit of {self._limit()}: ask for "

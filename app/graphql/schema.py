@@ -5,24 +5,18 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
-from strawberry.extensions import (
-    AddValidationRules,
-    MaskErrors,
-    MaxTokensLimiter,
-    ParserCache,
-    ValidationCache,
-)
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from app.graphql.cost import QueryCost
+from app.graphql.documents import DocumentCache
 from app.graphql.errors import ErrorCodes, should_mask
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
 from app.graphql.scalars import DateTime
 from app.graphql.subscriptions import Subscription
-from app.graphql.trusted_documents import TrustedDocuments
 
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
@@ -40,9 +34,9 @@ schema = strawberry.Schema(
     extensions=[
         lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: AddValidationRules(GUARD_RULES),
-        ParserCache,
-        ValidationCache,
-        TrustedDocuments,  # after the caches: it has the last word on parse and validate
+        # After the two above (hooks run in list order): it parses with the token limit and
+        # validates with the guard rules, once per document text.
+        DocumentCache,
         QueryCost,
         ErrorCodes,
         lambda: MaskErrors(should_mask_error=should_mask),

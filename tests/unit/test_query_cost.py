@@ -27,3 +27,26 @@ def test_aliases_and_fragments_add_up():
 
 def test_logs_weigh_more():
     assert cost('{ jobs(first: 10) { nodes { logs(podName: "p") } } }') == 1 + 10 + 10 * 10
+
+
+def _fanned_out(levels: int) -> str:
+    fragments = [f"fragment F{i} on JobConnection {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)]
+    fragments.append(f"fragment F{levels} on JobConnection {{ nodes {{ jobId }} }}")
+    return "{ jobs(first: 1) { ...F0 } } " + " ".join(fragments)
+
+
+def test_fragments_are_costed_once_each():
+    # Walked per spread this would be 2^60 visits; per fragment it is 61.
+    assert cost(_fanned_out(60)) == 1 + 2**60
+
+
+def test_fanout_guard_counts_expanded_fields_without_expanding():
+    from app.graphql.fanout import MAX_EXPANDED_FIELDS, fanout_error
+
+    assert fanout_error(parse(_fanned_out(8))) is None  # 2^8 fields
+    error = fanout_error(parse(_fanned_out(60)))
+    assert error is not None and f"more than {MAX_EXPANDED_FIELDS}" in error.message
+    cycle = parse("{ jobs { ...A } } fragment A on JobConnection { ...B } "
+                  "fragment B on JobConnection { ...A totalCount }")
+    error = fanout_error(cycle)
+    assert error is not None and "spreads itself" in error.message
