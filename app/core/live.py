@@ -60,6 +60,26 @@ async def batched(lines: AsyncIterator[str], *, max_lines: int = MAX_BATCH_LINES
         await lines.aclose()
 
 
+async def _first_of(
+    events: asyncio.Queue[JobEvent], changes: asyncio.Queue[Job]
+) -> tuple[JobEvent | None, Job | None]:
+    """Whichever of the two queues has something first (both, if both do). The waits are
+    cancelled however this ends, the client leaving included: a dropped subscription
+    leaves no task behind."""
+    event_wait = asyncio.ensure_future(events.get())
+    change_wait = asyncio.ensure_future(changes.get())
+    try:
+        await asyncio.wait({event_wait, change_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in (event_wait, change_wait):
+            wait.cancel()
+    # A wait cancelled after it got its item would lose it; `done()` and no cancel
+    # means the item was taken.
+    event = event_wait.result() if event_wait.done() and not event_wait.cancelled() else None
+    change = change_wait.result() if change_wait.done() and not change_wait.cancelled() else None
+    return event, change
+
+
 class LiveService:
     def __init__(self, *, jobs: JobService, broker: Broker) -> None:
         self.jobs = jobs
@@ -97,18 +117,12 @@ class LiveService:
                 yield event
             ended = job.status.is_final
             while not ended:
-                event_wait = asyncio.ensure_future(fresh.get())
-                change_wait = asyncio.ensure_future(changes.get())
-                done, pending = await asyncio.wait(
-                    {event_wait, change_wait}, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in pending:
-                    task.cancel()
-                if event_wait in done and event_wait.result().key not in seen:
-                    seen.add(event_wait.result().key)
-                    yield event_wait.result()
-                if change_wait in done:
-                    ended = change_wait.result().status.is_final
+                event, change = await _first_of(fresh, changes)
+                if event is not None and event.key not in seen:
+                    seen.add(event.key)
+                    yield event
+                if change is not None:
+                    ended = change.status.is_final
             # The final status was stored with its events, in one transaction; whatever the
             # broker has not delivered yet is in the database now.
             for event in await self.jobs.events_in(job, since=since):

@@ -3,6 +3,7 @@ status. `/metrics` answers administrators only (scrape with a bearer token)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 
@@ -31,6 +32,8 @@ LATENCY = Histogram(
 )
 JOBS = Gauge("jobgraph_jobs", "Jobs in the database by status.", ["status"], registry=REGISTRY)
 SUBSCRIBERS = Gauge("jobgraph_broker_subscribers", "Open subscriptions on the broker.", registry=REGISTRY)
+# A count that keeps growing while the load does not means tasks leak.
+TASKS = Gauge("jobgraph_event_loop_tasks", "Tasks alive on the server's event loop.", registry=REGISTRY)
 
 
 class MetricsMiddleware:
@@ -87,4 +90,5 @@ async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
     for status, count in (await services.jobs.count_by_status()).items():
         JOBS.labels(status).set(count)
     SUBSCRIBERS.set(services.broker.subscriber_total())
+    TASKS.set(len(asyncio.all_tasks()))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

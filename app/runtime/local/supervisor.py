@@ -106,9 +106,12 @@ class Supervisor:
         self.end_replicas(job, range(len(job.state.replicas)))
         watches = list(job.watches.values())
         if watches:
-            await asyncio.wait(
-                [asyncio.ensure_future(w.wait()) for w in watches], timeout=_DELETE_WAIT_SECONDS
-            )
+            waiters = [asyncio.ensure_future(w.wait()) for w in watches]
+            try:
+                await asyncio.wait(waiters, timeout=_DELETE_WAIT_SECONDS)
+            finally:  # a replica that outlives the wait must not leave its waiter behind
+                for waiter in waiters:
+                    waiter.cancel()
             for watch in watches:
                 if not watch.ended:
                     watch.close()
