@@ -34,3 +34,8 @@ class IdentityService:
             raise Unauthenticated("the bearer token is neither an API token nor a JWT")
         self.limiter.check(principal.user)
         return replace(principal, client_addr=client_addr)
+
+    def charge(self, actor: Principal, *, units: int) -> None:
+        """Count `units` more against the actor's rate limit (the mutations of one request
+        beyond the first, which the request itself paid for); `RateLimited` when over."""
+        self.limiter.check(actor.user, units=units)

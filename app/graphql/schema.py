@@ -13,6 +13,7 @@ from strawberry.schema.config import StrawberryConfig
 from app.graphql.cost import QueryCost
 from app.graphql.documents import DocumentCache
 from app.graphql.errors import ErrorCodes, should_mask
+from app.graphql.mutation_limit import MutationRateLimit
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
 from app.graphql.scalars import DateTime
@@ -38,6 +39,7 @@ schema = strawberry.Schema(
         # validates with the guard rules, once per document text.
         DocumentCache,
         QueryCost,
+        MutationRateLimit,
         ErrorCodes,
         lambda: MaskErrors(should_mask_error=should_mask),
     ],

@@ -23,3 +23,14 @@ def test_zero_rate_disables_the_limit():
     limiter = RateLimiter(per_minute=0, burst=0)
     for _ in range(1000):
         limiter.check("alice")
+
+
+def test_units_are_taken_all_or_none():
+    limiter = RateLimiter(per_minute=60, burst=10, clock=lambda: 0.0)
+    limiter.check("alice", units=8)
+    with pytest.raises(RateLimited) as caught:
+        limiter.check("alice", units=3)
+    assert "3 more in this request" in caught.value.message
+    limiter.check("alice", units=2)  # the refused three took nothing
+    with pytest.raises(RateLimited):
+        limiter.check("alice")
