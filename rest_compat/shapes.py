@@ -9,7 +9,6 @@ priority words go through the domain's `parse_priority`, and a status filter thr
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -17,6 +16,7 @@ import structlog
 from app.domain.errors import DomainError
 from app.domain.jobs import JobStatus
 from app.domain.validation import parse_priority
+from app.web.json_body import JSONBodyInvalid, load_json
 from rest_compat.envelope import INVALID_SPEC_STATUS, RestError, http_status
 
 log = structlog.get_logger(__name__)
@@ -45,9 +45,9 @@ def parse_json_body(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise bad_request(f"request body is not valid JSON: {error}") from None
+        body = load_json(raw)
+    except JSONBodyInvalid as error:
+        raise bad_request(error.message) from None
     if body is None:
         return {}
     if not isinstance(body, dict):
@@ -210,9 +210,9 @@ def _native(params: dict[str, Any]) -> dict[str, Any]:
 def _task_params(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except ValueError as error:
-            raise bad_request(f"taskParams is not valid JSON: {error}", field="taskParams") from None
+            value = load_json(value, what="taskParams")
+        except JSONBodyInvalid as error:
+            raise bad_request(error.message, field="taskParams") from None
     if not isinstance(value, dict):
         raise bad_request("taskParams must be an object or a JSON string of one", field="taskParams")
     return value

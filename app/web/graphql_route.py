@@ -8,6 +8,9 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
+# The exception Strawberry's views answer as a plain-text status (re-exported here
+# whichever package defines it in the installed version).
+from strawberry.http.base import HTTPException
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
@@ -21,6 +24,7 @@ from app.graphql.schema import schema
 from app.services import Services
 from app.web.auth import UNAUTHENTICATED_MESSAGE, CallerDep, ServicesDep, bearer_token, identify
 from app.web.graphiql import AssetsMissing, offline_graphiql_html
+from app.web.json_body import JSONBodyInvalid, load_json
 from app.web.public_url import public_base_url
 
 # graphql-transport-ws's close code for a connection_init that is not authorised.
@@ -112,11 +116,33 @@ class JobgraphGraphQLRouter(GraphQLRouter):
                 error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
         return await super().process_result(request, result)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        try:
+            value = load_json(data)
+        except JSONBodyInvalid as error:
+            raise HTTPException(400, error.message) from None
+        # A POST body comes as bytes (a GET's `variables` as text, type-checked by
+        # Strawberry itself). A list is a batch (refused: batching is off); anything but
+        # an object or a list would reach Strawberry as a value it cannot `.get` from.
+        if isinstance(data, bytes) and not isinstance(value, dict | list):
+            raise HTTPException(
+                400, f'a GraphQL request is a JSON object ({{"query": ...}}), not {_json_kind(value)}'
+            )
+        return value
+
     async def render_graphql_ide(self, request) -> HTMLResponse:
         try:
             return HTMLResponse(offline_graphiql_html())
         except AssetsMissing as missing:  # an install without `make assets`
             return HTMLResponse(f"<p>GraphiQL is not available: {missing}</p>", status_code=503)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def graphql_router() -> GraphQLRouter:
