@@ -32,17 +32,32 @@ class ErrorEnvelope(_Open):
 
 class ListJobsRequest(_Open):
     keyword: str | None = Field(None, description="Part of the job name or id.")
-    status: str | list[str] | None = Field(None, description="Running, Pending ... (any case).")
+    status: str | list[str] | None = Field(None, description=(
+        "Either vocabulary, any case: the console's Pending (= PENDING or QUEUED), Running, "
+        "Stopping, Stopped, Completed (= SUCCEEDED), ManualTermination (= STOPPED), "
+        "Error (= FAILED), Failed; or the exact status (QUEUED, SUCCEEDED ...)."))
     owner: str | None = None
     pageNumber: int = Field(1, ge=1)
-    pageSize: int = Field(10, ge=1, le=100)
+    pageSize: int = Field(100, ge=1, le=100, description=(
+        "Without it the answer is the newest 100 jobs (the largest page): the legacy "
+        "console pages on the client."))
+
+
+_STATUS_WORD = (
+    "The console's word: Pending (PENDING or QUEUED), Running, Stopping, Completed "
+    "(SUCCEEDED), Failed, Stopped. GraphQL keeps its enum; `jobStatus` carries it."
+)
+_JOB_STATUS = "The exact status: PENDING QUEUED RUNNING STOPPING SUCCEEDED FAILED STOPPED."
 
 
 class JobSummary(_Open):
     jobId: str
     jobName: str
-    status: str = Field(description="Pending, Queued, Running, Succeeded, Failed, Stopping, Stopped")
+    name: str = Field(description="The same as jobName (the legacy console reads name).")
+    status: str = Field(description=_STATUS_WORD)
+    jobStatus: str = Field(description=_JOB_STATUS)
     owner: str
+    userId: str = Field(description="The same as owner (the legacy console reads userId).")
     resourcePoolId: str
     queue: str
     priority: int
@@ -125,7 +140,8 @@ class UnifiedTaskParams(_Open):
 class NativeJobSpec(_Open):
     replicas: int | None = 1
     image: str
-    envs: list[EnvVar] | None = None
+    envs: list[EnvVar] | None = Field(None, description="[] asks for nothing.")
+    resources: UnifiedResources | list[Any] | None = Field(None, description="[] asks for nothing.")
 
 
 class NativeTaskParams(_Open):
@@ -134,7 +150,7 @@ class NativeTaskParams(_Open):
     jobType: str | None = Field(None, description="Accepted and ignored.")
     command: str = Field(description="A shell line.")
     jobSpec: NativeJobSpec
-    labels: dict[str, str] | None = None
+    labels: dict[str, str] | list[Any] | None = Field(None, description="[] asks for nothing.")
     datasources: list[Any] | None = Field(None, description="Accepted and ignored.")
 
 
@@ -147,11 +163,19 @@ class TaskParamsRequest(_Open):
 class CreatedJob(_Open):
     jobId: str
     jobName: str
+    name: str
+    status: str = Field(description=_STATUS_WORD)
+    jobStatus: str = Field(description=_JOB_STATUS)
 
 
 class StoppedJob(_Open):
     jobId: str
-    status: str
+    jobName: str
+    name: str
+    owner: str
+    userId: str
+    status: str = Field(description=_STATUS_WORD)
+    jobStatus: str = Field(description=_JOB_STATUS)
 
 
 class DeletedJob(_Open):

@@ -106,8 +106,7 @@ def rest_router(operations: Operations) -> APIRouter:
             body, idempotency_key=request.headers.get("idempotency-key"))}
         payload = await run("RestCreateJob", variables, context, field="createJob",
                             invalid_argument=INVALID_SPEC_STATUS)
-        job = payload["job"]
-        return ok({"jobId": job["jobId"], "jobName": job["jobName"]}, CREATED)
+        return ok(shapes.legacy_job(payload["job"]), CREATED)
 
     @router.get("/jobs/{jobId}", summary="One job, with its config and pods",
                 response_model=models.Envelope[models.JobDetail])

@@ -4,8 +4,8 @@ Spelling and layout only. Every rule about what a valid job is lives in the core
 absent required fields are passed as empty values so that the core's own message
 ("name must not be empty", "command must be a non-empty list ...") reaches the client.
 Two things are decided here because they are about the legacy shapes themselves:
-priority words go through the domain's `parse_priority`, and a status filter through
-`JobStatus.parse` (either spelling, any case)."""
+priority words go through the domain's `parse_priority`, and status words (filters and
+answers) through `rest_compat.statuses` (the console's vocabulary and the enum's)."""
 
 from __future__ import annotations
 
@@ -14,14 +14,17 @@ from typing import Any
 import structlog
 
 from app.domain.errors import DomainError
-from app.domain.jobs import JobStatus
+from app.domain.listing import MAX_PAGE_SIZE
 from app.domain.validation import parse_priority
 from app.web.json_body import JSONBodyInvalid, load_json
 from rest_compat.envelope import INVALID_SPEC_STATUS, RestError, http_status
+from rest_compat.statuses import KNOWN_WORDS, answer_word, filter_statuses
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PAGE_SIZE = 10  # the REST contract's default (GraphQL's is its own)
+# Without `pageSize` the legacy console pages on the client over what it gets, so an
+# unpaged list answers the newest jobs in the largest page the core allows.
+DEFAULT_PAGE_SIZE = MAX_PAGE_SIZE
 SHELL = ["/bin/sh", "-c"]
 
 # Accepted by the legacy shapes, not supported by any runtime yet: ignored, and logged
@@ -89,10 +92,15 @@ def list_variables(
         isinstance(statuses, list) and all(isinstance(s, str) for s in statuses)
     ):
         raise bad_request("status must be a status name or a list of them", field="status")
-    try:
-        status_names = [JobStatus.parse(s).value for s in statuses or ()]
-    except DomainError as error:
-        raise RestError(error.code, error.message, field="status") from None
+    status_names: list[str] = []
+    for word in statuses or ():
+        selected = filter_statuses(word)
+        if selected is None:
+            raise RestError(
+                "INVALID_ARGUMENT", f"unknown status {word!r}; use one of {KNOWN_WORDS}",
+                field="status",
+            )
+        status_names += [s.value for s in selected if s.value not in status_names]
     job_filter = {
         "keyword": body.get("keyword") or None,
         "status": status_names or None,
@@ -133,8 +141,14 @@ def _gpu(value: Any) -> Any:
     return value
 
 
+def _asked(value: Any) -> Any:
+    """The native template sends `[]` for resources, labels and envs it leaves empty:
+    an empty list asks for nothing, like an absent field."""
+    return None if isinstance(value, list) and not value else value
+
+
 def _resources(value: Any, where: str) -> dict[str, Any] | None:
-    res = _object(value, where)
+    res = _object(_asked(value), where)
     if not res:
         return None
     return {"cpus": res.get("cpus"), "memory": res.get("memory"), "gpu": _gpu(res.get("gpu"))}
@@ -165,11 +179,11 @@ def _input(
         "queue": queue,
         "replicas": replicas,
         "resources": _resources(inner.get("resources"), f"{where}resources"),
-        "envs": inner.get("envs"),
+        "envs": _asked(inner.get("envs")),
         "priority": _priority(top.get("priority")),
         "maxRetries": top.get("maxRetries"),
         "timeoutSeconds": top.get("timeoutSeconds"),
-        "labels": top.get("labels"),
+        "labels": _asked(top.get("labels")),
     }
 
 
@@ -244,13 +258,12 @@ def create_input(body: dict[str, Any], *, idempotency_key: str | None = None) ->
 
 # -- results ----------------------------------------------------------------------------
 
-def legacy_status(status: str | None) -> str | None:
-    """GraphQL's RUNNING is the REST facade's Running."""
-    return JobStatus(status).legacy if status else status
-
-
 def legacy_job(job: dict[str, Any]) -> dict[str, Any]:
-    return {**job, "status": legacy_status(job.get("status"))}
+    """A job as the console reads it: `status` in its words, the exact enum value as
+    `jobStatus` (nothing is lost)."""
+    if "status" not in job:
+        return job
+    return {**job, "status": answer_word(job["status"]), "jobStatus": job["status"]}
 
 
 def legacy_user(viewer: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ async def test_create_list_get_events_logs_and_delete(rest, cluster, tmp_path):
     fake = cluster.fake
     job_id = await rest.create(flat("训练 REST", "echo one; echo two; echo three", tmp_path))
     done = await rest.wait_for_status(job_id, "Succeeded", "Failed")
-    assert done["status"] == "Succeeded", done
+    assert done["status"] == "Completed" and done["jobStatus"] == "SUCCEEDED", done
     async with asyncio.timeout(20):  # the pod comes on its own watch, maybe just after
         while done["pods"][0]["status"] != "Succeeded":
             await asyncio.sleep(0.05)
