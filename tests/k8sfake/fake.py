@@ -23,6 +23,7 @@ from .events import EventRecorder
 from .logs import ContainerLog
 from .server import RecordedRequest, build_app
 from .store import Clock, Store
+from .tokens import TokenIssuer
 
 
 @dataclass
@@ -94,6 +95,7 @@ class FakeKubernetes:
         self.delays = delays or Delays()
         self.namespace = namespace
         self.clock = Clock()
+        self.token_issuer = TokenIssuer()  # short-lived tokens (tokens.py)
         self.store = Store(self.clock, history_size)
         self.recorder = EventRecorder(self.store)
         self.requests: list[RecordedRequest] = []
@@ -183,6 +185,18 @@ class FakeKubernetes:
         """Write a kubeconfig (JSON is valid YAML) for ``load_kube_config(config_file=path)``."""
         p = Path(path)
         p.write_text(json.dumps(self.kubeconfig_dict(namespace), indent=2))
+        return p
+
+    def write_exec_kubeconfig(self, path: str | os.PathLike[str], *, lifetime: float,
+                              log_file: str | os.PathLike[str],
+                              report_expiry: bool = False) -> Path:
+        """A kubeconfig whose user is an exec credential plugin handing out tokens that
+        expire `lifetime` seconds later on the fake's clock (tokens.py)."""
+        config = self.kubeconfig_dict()
+        config["users"] = [{"name": "fake", "user": self.token_issuer.exec_user(
+            lifetime=lifetime, log_file=str(log_file), report_expiry=report_expiry)}]
+        p = Path(path)
+        p.write_text(json.dumps(config, indent=2))
         return p
 
     # -- fault hooks ---------------------------------------------------------------------

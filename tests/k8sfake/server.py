@@ -162,8 +162,10 @@ def build_app(fake: FakeKubernetes) -> web.Application:
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or token.strip() not in fake.tokens:
-            raise errors.unauthorized()
+        token = token.strip()
+        if scheme.lower() != "bearer" or not (
+                token in fake.tokens or fake.token_issuer.authenticates(token)):
+            raise errors.unauthorized()  # expired minted tokens too (tokens.py)
         return await handler(request)
 
     app = web.Application(middlewares=[record, faults, auth], client_max_size=2 ** 24)

@@ -94,6 +94,25 @@ async def test_unauthorized_without_bearer(fake: FakeKubernetes) -> None:
                                   "reason": "Unauthorized", "code": 401}
 
 
+async def test_exec_plugin_tokens_expire_with_the_real_401(fake: FakeKubernetes,
+                                                           tmp_path) -> None:
+    from kubernetes_asyncio import config
+    runs = tmp_path / "plugin.log"
+    kubeconfig = fake.write_exec_kubeconfig(tmp_path / "kubeconfig", lifetime=900, log_file=runs)
+    c = client.Configuration()
+    await config.load_kube_config(config_file=str(kubeconfig), client_configuration=c)
+    token = runs.read_text().strip()
+    assert c.api_key["BearerToken"] == f"Bearer {token}"
+    async with client.ApiClient(c) as a:
+        await client.BatchV1Api(a).list_namespaced_job("default")
+        fake.token_issuer.expire_issued()
+        with pytest.raises(ApiException) as e:
+            await client.BatchV1Api(a).list_namespaced_job("default")
+    assert e.value.status == 401 and status_of(e.value)["reason"] == "Unauthorized"
+    # A forged signature is refused too.
+    assert not fake.token_issuer.authenticates(token[:-1] + ("0" if token[-1] != "0" else "1"))
+
+
 async def test_selectors_filter_lists(fake: FakeKubernetes, batch: client.BatchV1Api) -> None:
     for name, labels in [("a", {"team": "x", "tier": "gpu"}), ("b", {"team": "y"}),
                          ("c", {"tier": "cpu"})]:

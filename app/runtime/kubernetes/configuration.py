@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
+from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
 from app.runtime.kubernetes.options import KubernetesPoolOptions, PoolOptionsError
 
@@ -15,11 +16,13 @@ INCLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namesp
 
 async def load_configuration(
     options: KubernetesPoolOptions, *, pool_id: str
-) -> tuple[Configuration, str | None]:
+) -> tuple[Configuration, str | None, KubeConfigLoader | None]:
     """The pool's kubeconfig (and context); without one: in-cluster, then ~/.kube/config.
 
     Also the namespace to use when the pool names none (the service account's, or the
-    kubeconfig context's, else "default"); None when the pool names one."""
+    kubeconfig context's, else "default"); None when the pool names one. And the
+    kubeconfig's loader (None in a cluster), which can renew expiring credentials.
+    Called again to reload the credentials (`credentials.Credentials.renew`)."""
     configuration = Configuration()
     namespace: str | None = None
     try:
@@ -49,4 +52,4 @@ async def load_configuration(
         except (AttributeError, KeyError, TypeError):
             context_namespace = None
         namespace = context_namespace or "default"
-    return configuration, namespace
+    return configuration, namespace, loader

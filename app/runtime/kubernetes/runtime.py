@@ -33,6 +33,7 @@ from app.runtime.kubernetes.archive import LogArchive
 from app.runtime.kubernetes.cache import ClusterCache
 from app.runtime.kubernetes.calls import CONNECTION_ERRORS, REQUEST_TIMEOUT, call, domain_error
 from app.runtime.kubernetes.configuration import load_configuration
+from app.runtime.kubernetes.credentials import Credentials, RenewingApiClient, bearer
 from app.runtime.kubernetes.logs import PodLogs
 from app.runtime.kubernetes.manifests import (
     CONTAINER,
@@ -81,19 +82,29 @@ class KubernetesRuntime:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def _load_configuration(self) -> Configuration:
-        """The configuration given to the constructor, else the pool's (which may also name
-        the namespace)."""
+    async def _load_credentials(self) -> Credentials:
+        """The configuration given to the constructor (kept as it is), else the pool's
+        (which may also name the namespace), renewed when its tokens expire."""
         if self._configuration is not None:
-            return self._configuration
-        configuration, namespace = await load_configuration(self.options, pool_id=self.pool.id)
+            return Credentials(self._configuration, reload=None, pool_id=self.pool.id)
+        configuration, namespace, loader = await load_configuration(
+            self.options, pool_id=self.pool.id
+        )
         if namespace is not None:
             self.namespace = namespace
-        return configuration
+
+        async def reload() -> Configuration:
+            return (await load_configuration(self.options, pool_id=self.pool.id))[0]
+
+        credentials = Credentials(configuration, reload=reload, pool_id=self.pool.id)
+        if loader is not None:
+            credentials.renew_before_expiry(loader)
+        return credentials
 
     async def start(self, active_jobs: Sequence[Job]) -> None:
-        self._configuration = await self._load_configuration()
-        self._api = ApiClient(configuration=self._configuration)
+        self._credentials = await self._load_credentials()
+        self._configuration = self._credentials.configuration
+        self._api = RenewingApiClient(self._credentials)
         self.batch = BatchV1Api(self._api)
         self.core = CoreV1Api(self._api)
         # Jobs the database holds as not final; checked against the first listing.
@@ -280,6 +291,20 @@ class KubernetesRuntime:
     def _read_pod_log(self, pod_name: str, **kwargs: Any) -> Awaitable[Any]:
         return self.core.read_namespaced_pod_log(pod_name, self.namespace, **kwargs)
 
+    async def _open_exec(self, pod_name: str) -> ExecTerminal:
+        token = bearer(self._configuration)
+        try:
+            return await ExecTerminal.open(
+                self._configuration, namespace=self.namespace, pod=pod_name, container=CONTAINER
+            )
+        except aiohttp.WSServerHandshakeError as error:
+            # The upgrade is a plain HTTP request: a 401 is not seen by RenewingApiClient.
+            if error.status != 401 or not await self._credentials.renew(rejected=token):
+                raise
+        return await ExecTerminal.open(
+            self._configuration, namespace=self.namespace, pod=pod_name, container=CONTAINER
+        )
+
     async def open_terminal(self, job_id: str, pod_name: str, *, rows: int, cols: int) -> Terminal:
         pod = self._cache.pod_of_job(job_id, pod_name)
         if pod is None:
@@ -287,9 +312,7 @@ class KubernetesRuntime:
         if pod_of(job_id, pod).phase is not PodPhase.RUNNING:
             raise Conflict(f"pod {pod_name!r} is not running", field="podName")
         try:
-            terminal = await ExecTerminal.open(
-                self._configuration, namespace=self.namespace, pod=pod_name, container=CONTAINER
-            )
+            terminal = await self._open_exec(pod_name)
         except aiohttp.WSServerHandshakeError as error:
             # The exec upgrade was refused: a plain HTTP error, not an ApiException.
             if error.status == 403:
