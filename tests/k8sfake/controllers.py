@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from .events import NODE
 from .logs import ContainerLog
 from .objects import COMPLETION_INDEX, CONTROLLER_UID, JOB_NAME, TRACKING_FINALIZER, pod_qos
+from .sidecars import inject as inject_sidecar
+from .sidecars import is_sidecar
 from .store import WatchEvent, parse_time
 
 if TYPE_CHECKING:
@@ -418,8 +420,9 @@ class JobController:
         }
         if annotations:
             meta["annotations"] = annotations
-        pod = {"metadata": meta, "spec": spec,
-               "status": {"phase": "Pending", "qosClass": pod_qos(spec)}}
+        pod = {"metadata": meta, "spec": spec}
+        inject_sidecar(pod)  # admission runs on the controller's create too
+        pod["status"] = {"phase": "Pending", "qosClass": pod_qos(spec)}
         pod = self.store.create("pods", pod)
         events.append(("Normal", "SuccessfulCreate", f"Created pod: {meta['name']}"))
         return pod
@@ -450,6 +453,8 @@ class Kubelet:
         self.settling: set[str] = set()
         self.deleting: set[str] = set()
         self.pulled: set[str] = set()
+        # (pod uid, container) -> set when an injected sidecar is told to quit
+        self.sidecar_quits: dict[tuple[str, str], asyncio.Event] = {}
         self.ip_seq = 0
         self.root = Path(tempfile.mkdtemp(prefix="k8sfake-kubelet-"))
 
@@ -518,6 +523,11 @@ class Kubelet:
               "started": False, "state": {"waiting": {"reason": "ContainerCreating"}},
               "lastState": {}}
         statuses.append(st)
+        # The kubelet lists statuses sorted by container name, not in spec order
+        # (pkg/kubelet/kubelet_pods.go convertToAPIContainerStatuses:
+        # sort.Sort(kubetypes.SortedContainerStatuses(...)), Less compares Name): an injected
+        # istio-proxy comes before main.
+        statuses.sort(key=lambda s: s["name"])
         return st
 
     @staticmethod
@@ -684,7 +694,9 @@ class Kubelet:
             await fake.clock.sleep(delays.start)
             started_at = now(fake)
             start_error = None
-            if argv is None:
+            if argv is None and is_sidecar(cur, name):
+                run.task = asyncio.create_task(self._sidecar(cur, name, log))
+            elif argv is None:
                 run.task = asyncio.create_task(self._scripted(pod, log))
             else:
                 try:
@@ -792,6 +804,13 @@ class Kubelet:
         if scenario == "fail":
             return int(ann.get(EXIT_CODE, 1))
         return int(ann.get(EXIT_CODE, 0))
+
+    async def _sidecar(self, pod: dict[str, Any], name: str, log: ContainerLog) -> int:
+        """An injected proxy: up until its pod goes or it is told to quit (exit 0)."""
+        log.append("Envoy proxy is ready\n")
+        quit_ = self.sidecar_quits.setdefault((pod["metadata"]["uid"], name), asyncio.Event())
+        await quit_.wait()
+        return 0
 
     async def _spawn(self, argv: list[str], env: dict[str, str],
                      pod: dict[str, Any]) -> asyncio.subprocess.Process:

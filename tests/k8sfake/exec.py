@@ -112,8 +112,14 @@ async def handle_exec(fake: FakeKubernetes, request: web.Request, ns: str, name:
         raise errors.bad_request("you must specify at least one command for the container")
     run = fake.kubelet.running.get((pod["metadata"]["uid"], container))
     if run is None:
-        raise errors.StatusError(errors.status_body(
-            404, "NotFound", f'container not found ("{container}")'))
+        # The kubelet only finds running containers (pkg/kubelet/kubelet_pods.go GetExec:
+        # findContainer over GetPods(running only), else fmt.Errorf("container not found
+        # (%q)")); that plain error goes through pkg/kubelet/server/server.go getExec ->
+        # streaming.WriteError, which maps every non-gRPC error to 500 with the error text as
+        # a text/plain body, and the apiserver's upgrade-aware proxy (apimachinery
+        # pkg/util/proxy/upgradeaware.go) passes a non-101 backend answer through as is.
+        return web.Response(status=500, text=f'container not found ("{container}")',
+                            content_type="text/plain")
     if tty:
         stderr = False  # merged into the pty
     requested = [p.strip() for h in request.headers.getall("Sec-WebSocket-Protocol", [])

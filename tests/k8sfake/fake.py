@@ -22,6 +22,7 @@ from .controllers import QUEUE_LABEL, Delays, JobController, Kubelet, has_condit
 from .events import EventRecorder
 from .logs import ContainerLog
 from .server import RecordedRequest, build_app
+from .sidecars import is_sidecar
 from .store import Clock, Store
 from .tokens import TokenIssuer
 
@@ -370,6 +371,17 @@ class FakeKubernetes:
         for (uid, cname), run in list(self.kubelet.running.items()):
             if uid == p["metadata"]["uid"] and container in (None, cname):
                 self.kubelet._signal(run, sig)
+
+    def quit_sidecars(self, pod: str, namespace: str | None = None) -> None:
+        """What a job's wrapper does with ``curl -X POST localhost:15020/quitquitquit``: the
+        injected proxies of the pod exit 0 (tests/k8sfake/sidecars.py)."""
+        import asyncio as _asyncio
+        p = self.pod(pod, namespace)
+        assert p is not None
+        for c in p["spec"].get("containers") or []:
+            if is_sidecar(p, c["name"]):
+                self.kubelet.sidecar_quits.setdefault(
+                    (p["metadata"]["uid"], c["name"]), _asyncio.Event()).set()
 
     # -- Kueue-like admission --------------------------------------------------------------
     def mutate_job(self, job: dict[str, Any]) -> None:

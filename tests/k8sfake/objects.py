@@ -12,6 +12,7 @@ from typing import Any
 
 from . import errors
 from .errors import FieldError
+from .metadata import validate_object_meta
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -128,10 +129,12 @@ def validate_job(job: dict[str, Any]) -> list[FieldError]:
     elif len(name) > 63:
         errs.append(errors.invalid("spec.template.labels", name,
                                    "must be no more than 63 characters"))
+    errs += validate_object_meta(job["metadata"])
     spec = job.get("spec") or {}
     if not spec.get("template") or not isinstance(spec["template"].get("spec"), dict):
         errs.append(errors.required("spec.template"))
         return errs
+    errs += validate_object_meta(spec["template"].get("metadata") or {}, "spec.template.metadata")
     for f in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"):
         v = spec.get(f)
         if v is not None and (not isinstance(v, int) or v < 0):
@@ -186,6 +189,7 @@ def validate_service(svc: dict[str, Any]) -> list[FieldError]:
     if name and not (DNS1123_LABEL.match(name) and len(name) <= 63):
         errs.append(errors.invalid("metadata.name", name, LABEL_MSG.replace(
             "a lowercase RFC 1123 label", "a DNS-1035 label")))
+    errs += validate_object_meta(svc["metadata"])
     spec = svc.get("spec") or {}
     kind = spec.get("type", "ClusterIP")
     if kind not in SERVICE_TYPES:

@@ -32,7 +32,9 @@ from .objects import (
     validate_service,
 )
 from .patch import PATCH_TYPES, apply_patch
+from .metadata import validate_object_meta
 from .selectors import matcher
+from .sidecars import inject as inject_sidecar
 from .store import CLOSE, RESOURCES, Watcher
 
 if TYPE_CHECKING:
@@ -478,8 +480,9 @@ class Api:
             if errs:
                 raise errors.invalid_error("Job", "batch", name, errs)
         elif self.resource == "pods":
+            inject_sidecar(obj)  # the injector's mutating webhook runs before validation
             spec = default_pod_spec(obj.setdefault("spec", {}))
-            errs = validate_pod_spec(spec, "spec", job=False)
+            errs = validate_object_meta(obj["metadata"]) + validate_pod_spec(spec, "spec", job=False)
             if errs:
                 raise errors.invalid_error("Pod", "", name, errs)
             obj["status"] = {"phase": "Pending", "qosClass": pod_qos(spec)}
@@ -536,6 +539,8 @@ class Api:
                         raise errors.invalid_error("Job", "batch", name, errs)
                 else:
                     default_pod_spec(new.setdefault("spec", {}))
+                    if errs := validate_object_meta(new_meta):
+                        raise errors.invalid_error("Pod", "", name, errs)
                     if new["spec"] != current["spec"]:
                         new["spec"] = _pod_spec_update(current, new, name)
         if self.dry_run:

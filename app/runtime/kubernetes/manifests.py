@@ -79,8 +79,10 @@ def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
     labels = {MANAGED_BY: "jobgraph", JOB_ID_LABEL: job.job_id, POOL_LABEL: job.resource_pool_id}
     annotations = {NAME_ANNOTATION: job.name, OWNER_ANNOTATION: job.owner}
     priority_class = options.priority_class(job.spec.priority)
-    job_labels = dict(labels)
-    job_labels.update({k: v for k, v in job.spec.labels.items() if k not in labels})
+    # The user's labels go on the Job and its pods (what a mesh injector, a cost report or a
+    # NetworkPolicy selects on); jobgraph's own win.
+    user_labels = {k: v for k, v in job.spec.labels.items() if k not in labels}
+    job_labels = {**labels, **user_labels}
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [
@@ -101,7 +103,8 @@ def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
         "backoffLimit": job.spec.max_retries,
         "completions": job.spec.replicas,
         "parallelism": job.spec.replicas,
-        "template": {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": {**labels, **user_labels}, "annotations": dict(annotations)},
+                     "spec": pod_spec},
     }
     if job.spec.timeout_seconds:
         spec["activeDeadlineSeconds"] = job.spec.timeout_seconds

@@ -320,9 +320,13 @@ class KubernetesRuntime:
                     f"open a terminal in {pod_name}: jobgraph's service account may not "
                     f"create pods/exec; see deploy/rbac.yaml"
                 ) from error
-            if error.status in (400, 404):
+            # The kubelet answers 500 `container not found ("main")` when the container is
+            # not running (GetExec only finds running ones), e.g. main has ended while an
+            # injected sidecar keeps the pod Running; 400/404 when the pod itself has gone.
+            if error.status in (400, 404, 500):
                 raise Conflict(
-                    f"pod {pod_name!r} cannot take a terminal now (its container is not running)",
+                    f"pod {pod_name!r} cannot take a terminal now: its container "
+                    f"{CONTAINER!r} is not running",
                     field="podName",
                 ) from error
             raise domain_error(error, what=f"open a terminal in {pod_name}") from error

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.domain.jobs import EventType, JobEvent, JobStatus, Pod, PodPhase
-from app.runtime.kubernetes.manifests import JOB_ID_LABEL, STOP_ANNOTATION
+from app.runtime.kubernetes.manifests import CONTAINER, JOB_ID_LABEL, STOP_ANNOTATION
 
 # Waiting reasons that mean "this will not start by itself".
 STUCK_REASONS = frozenset(
@@ -28,8 +28,10 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _main_container_status(pod: dict) -> dict:
+    """The job's own container: the kubelet sorts statuses by name, so an injected sidecar
+    (istio-proxy, linkerd-proxy) may come first."""
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    return statuses[0] if statuses else {}
+    return next((s for s in statuses if s.get("name") == CONTAINER), {})
 
 
 def container_started(pod: dict) -> bool:
