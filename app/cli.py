@@ -62,6 +62,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             # Measured: this implementation fans one change out to 1,000 subscribers
             # about twice as fast as websockets-sansio (bench/README.md, "Subscriptions").
             ws="websockets",
+            ws_max_size=settings.max_request_body_bytes,
         )
     except DataDirBusy as exc:
         print(f"jobgraph: {exc}", file=sys.stderr)

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     # An unknown key id makes the server fetch the JWKS again, at most this often.
     oidc_jwks_min_refresh_seconds: float = Field(default=10.0, ge=0)
 
+    # Sizes in bytes (README, "Operating"). A request body over this answers 413; it
+    # also bounds a WebSocket message.
+    max_request_body_bytes: int = Field(default=1_048_576, ge=4096)
+
     @cached_property
     def database_url_resolved(self) -> str:
         if self.database_url:

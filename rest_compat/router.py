@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
 from starlette.responses import JSONResponse
 
-from app.domain.errors import DomainError, RateLimited
+from app.domain.errors import DomainError, PayloadTooLarge, RateLimited
 from app.graphql.context import GraphQLContext
 from app.web.auth import CallerDep, ServicesDep
 from app.web.graphql_route import build_context
@@ -40,7 +40,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorEnvelope, "description": text}
     for status, text in (
         (400, "Malformed request"), (401, "No or bad credentials"),
-        (404, "Unknown job or pod"), (503, "Runtime unavailable"),
+        (404, "Unknown job or pod"), (413, "Request body too large"), (503, "Runtime unavailable"),
     )
 }
 
@@ -55,6 +55,14 @@ async def rest_context(request: Request, services: ServicesDep, caller: CallerDe
 
 
 Context = Annotated[GraphQLContext, Depends(rest_context)]
+
+
+async def json_body(request: Request) -> dict[str, Any]:
+    try:
+        raw = await request.body()
+    except PayloadTooLarge as refusal:  # app/web/body_limit.py
+        raise RestError(refusal.code, refusal.message) from None
+    return shapes.parse_json_body(raw)
 
 
 def _body_doc(*models_: type) -> dict[str, Any]:
@@ -89,7 +97,7 @@ def rest_router(operations: Operations) -> APIRouter:
         request: Request, context: Context,
         resourcePoolId: str | None = None, queueID: str | None = None,
     ) -> JSONResponse:
-        body = shapes.parse_json_body(await request.body())
+        body = await json_body(request)
         variables = shapes.list_variables(body, resource_pool_id=resourcePoolId, queue=queueID)
         page = await run("RestListJobs", variables, context, field="jobs",
                          variable_names={"first": "pageSize", "offset": "pageNumber"})
@@ -101,7 +109,7 @@ def rest_router(operations: Operations) -> APIRouter:
         openapi_extra=_body_doc(*models.CREATE_SHAPES),
     )
     async def create_job(request: Request, context: Context) -> JSONResponse:
-        body = shapes.parse_json_body(await request.body())
+        body = await json_body(request)
         variables = {"input": shapes.create_input(
             body, idempotency_key=request.headers.get("idempotency-key"))}
         payload = await run("RestCreateJob", variables, context, field="createJob",

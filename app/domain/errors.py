@@ -60,3 +60,9 @@ class QueryTooExpensive(DomainError):
     """A GraphQL query whose cost (page sizes multiplied down the tree) is over the limit."""
 
     code = "QUERY_TOO_EXPENSIVE"
+
+
+class PayloadTooLarge(DomainError):
+    """A request body over the configured size."""
+
+    code = "PAYLOAD_TOO_LARGE"

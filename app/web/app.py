@@ -13,9 +13,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.domain.errors import PermissionDenied, RateLimited, Unauthenticated
+from app.domain.errors import PayloadTooLarge, PermissionDenied, RateLimited, Unauthenticated
 from app.settings import Settings
 from app.web import health, metrics, terminal_socket
+from app.web.body_limit import RequestBodyLimit
 from app.web.bootstrap import start_services, stop_services
 from app.web.datadir import DataDirLock
 from app.web.graphiql import STATIC_DIR
@@ -89,10 +90,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             headers={"Retry-After": retry},
         )
 
+    @app.exception_handler(PayloadTooLarge)
+    async def _too_large(_: Request, exc: PayloadTooLarge) -> JSONResponse:
+        # The GraphQL route's shape; the REST routes answer it in their envelope.
+        return JSONResponse(
+            {"data": None, "errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+            status_code=413,
+        )
+
     @app.exception_handler(PermissionDenied)
     async def _forbidden(_: Request, exc: PermissionDenied) -> JSONResponse:
         return JSONResponse({"message": exc.message, "code": exc.code}, status_code=403)
 
+    app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     app.include_router(health.router)
     app.include_router(metrics.router)
