@@ -8,6 +8,10 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.domain.limits import SizeLimits
+
+_SIZES = SizeLimits()  # the defaults
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBGRAPH_", extra="ignore")
@@ -51,6 +55,28 @@ class Settings(BaseSettings):
     # Sizes in bytes (README, "Operating"). A request body over this answers 413; it
     # also bounds a WebSocket message.
     max_request_body_bytes: int = Field(default=1_048_576, ge=4096)
+    # A job spec: all of it, one command argument, environment variables (count, and
+    # bytes of one), labels (count).
+    max_job_spec_bytes: int = Field(default=_SIZES.job_spec_bytes, ge=1024)
+    max_command_arg_bytes: int = Field(default=_SIZES.command_arg_bytes, ge=256)
+    max_job_envs: int = Field(default=_SIZES.job_envs, ge=0)
+    max_env_bytes: int = Field(default=_SIZES.env_bytes, ge=256)
+    max_job_labels: int = Field(default=_SIZES.job_labels, ge=0)
+    # One answer of a log read; the oldest lines beyond it are left out, and said so.
+    max_log_answer_bytes: int = Field(default=_SIZES.log_answer_bytes, ge=1024)
+    # What a client sent, echoed in an error message or a log line, is cut to this.
+    max_echo_bytes: int = Field(default=1024, ge=64)
+
+    @cached_property
+    def size_limits(self) -> SizeLimits:
+        return SizeLimits(
+            job_spec_bytes=self.max_job_spec_bytes,
+            command_arg_bytes=self.max_command_arg_bytes,
+            job_envs=self.max_job_envs,
+            env_bytes=self.max_env_bytes,
+            job_labels=self.max_job_labels,
+            log_answer_bytes=self.max_log_answer_bytes,
+        )
 
     @cached_property
     def database_url_resolved(self) -> str:

@@ -11,6 +11,8 @@ from graphql import GraphQLError
 from starlette.responses import JSONResponse
 from strawberry.types import ExecutionResult
 
+from app.domain.limits import clip
+
 # The only place a code becomes an HTTP status. INVALID_ARGUMENT depends on the route:
 # an invalid job spec is 422, a malformed list/page/log argument is 400.
 HTTP_STATUS: dict[str, int] = {
@@ -44,6 +46,7 @@ class RestError(Exception):
         status: int | None = None,
         retry_after: float | None = None,
     ) -> None:
+        message = clip(message)  # it may echo what the client sent
         super().__init__(message)
         self.retry_after = retry_after
         self.code = code

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core import audit
 from app.core.broker import Broker
+from app.core.log_window import LogWindow
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
 from app.domain.errors import (
@@ -27,6 +28,7 @@ from app.domain.errors import (
     ValidationFailed,
 )
 from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, new_job_id, utcnow
+from app.domain.limits import SizeLimits
 from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.domain.principal import Principal
 from app.domain.validation import (
@@ -57,8 +59,10 @@ def _not_found(job_id: str) -> NotFound:
 
 class JobService:
     def __init__(
-        self, *, db: Database, pools: PoolCatalog, runtimes: RuntimeRegistry, broker: Broker
+        self, *, db: Database, pools: PoolCatalog, runtimes: RuntimeRegistry, broker: Broker,
+        limits: SizeLimits = SizeLimits(),
     ) -> None:
+        self.limits = limits
         self.db = db
         self.pools = pools
         self.runtimes = runtimes
@@ -123,15 +127,12 @@ class JobService:
         the last `tail_lines` lines, of those only the ones containing `keyword`, at most
         `max_lines` of them (the last ones)."""
         _check_log_window(tail_lines, max_lines)
-        lines = [
-            line
-            async for line in self.follow_job_logs(
-                job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=False
-            )
-        ]
-        if max_lines is not None:
-            lines = lines[-max_lines:] if max_lines else []
-        return "\n".join(lines) + ("\n" if lines else "")
+        window = LogWindow(max_bytes=self.limits.log_answer_bytes, max_lines=max_lines)
+        async for line in self.follow_job_logs(
+            job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=False
+        ):
+            window.add(line)
+        return window.text()
 
     async def follow_logs(
         self,
@@ -212,7 +213,7 @@ class JobService:
                     field="resourcePoolId",
                 ),
             )
-        spec = validate_spec(draft, resource_pool_id=pool.id, queue=queue)
+        spec = validate_spec(draft, resource_pool_id=pool.id, queue=queue, limits=self.limits)
         groups = check_groups(shared_with)
         if key is not None:
             existing = await self._by_idempotency_key(actor.user, key)

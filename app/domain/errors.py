@@ -6,11 +6,15 @@ statuses (`rest_compat/envelope.py`); nothing else inspects exception types.
 
 from __future__ import annotations
 
+from app.domain.limits import clip
+
 
 class DomainError(Exception):
     code = "INTERNAL"
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
+        # Messages echo what the client sent (an id, a name): never all of it.
+        message = clip(message)
         super().__init__(message)
         self.message = message
         self.field = field

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from app.domain.errors import ValidationFailed
 from app.domain.jobs import EnvVar, JobSpec, Resources
+from app.domain.limits import SizeLimits
 
 MAX_NAME_LENGTH = 128
 MAX_COMMAND_ARGS = 4096
@@ -18,8 +19,6 @@ MAX_GPUS = 64
 MAX_RETRIES = 100
 MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
 PRIORITY_RANGE = (-1000, 1000)
-MAX_ENVS = 256
-MAX_LABELS = 64
 MAX_IDEMPOTENCY_KEY = 128
 
 # Named priorities for clients that send words (the legacy console sends "normal").
@@ -81,8 +80,58 @@ def _bounded_number(value: float | None, *, name: str, high: float, allow_zero: 
         raise ValidationFailed(f"{name} must be {lower} and at most {high}", field=name)
 
 
-def validate_spec(draft: JobSpecDraft, *, resource_pool_id: str, queue: str) -> JobSpec:
+def _size(text: str | None) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass")) if text else 0
+
+
+def check_sizes(draft: JobSpecDraft, limits: SizeLimits) -> None:
+    """Counts and bytes first, before any rule looks at the values: a spec of 100,000
+    environment variables or a 10 MB argument is refused at once."""
+    if len(draft.envs) > limits.job_envs:
+        raise ValidationFailed(
+            f"{len(draft.envs)} environment variables; at most {limits.job_envs} are allowed",
+            field="envs",
+        )
+    if len(draft.labels or {}) > limits.job_labels:
+        raise ValidationFailed(
+            f"{len(draft.labels)} labels; at most {limits.job_labels} are allowed", field="labels"
+        )
+    command = draft.command or []
+    if len(command) > MAX_COMMAND_ARGS:
+        raise ValidationFailed(f"command has more than {MAX_COMMAND_ARGS} arguments", field="command")
+    total = _size(draft.name) + _size(draft.image)
+    for index, arg in enumerate(command):
+        size = _size(arg)
+        if size > limits.command_arg_bytes:
+            raise ValidationFailed(
+                f"command argument {index} is {size} bytes; at most {limits.command_arg_bytes} "
+                "are allowed (pass large data as a file in the working directory)",
+                field="command",
+            )
+        total += size
+    for env_name, env_value in draft.envs:
+        size = _size(env_name) + _size(env_value)
+        if size > limits.env_bytes:
+            raise ValidationFailed(
+                f"environment variable {env_name[:64]!r} is {size} bytes; at most "
+                f"{limits.env_bytes} are allowed",
+                field="envs",
+            )
+        total += size
+    for key, value in (draft.labels or {}).items():
+        total += _size(key) + _size(value if isinstance(value, str) else None)
+    if total > limits.job_spec_bytes:
+        raise ValidationFailed(
+            f"the job spec is {total} bytes (name, image, command, environment, labels); "
+            f"at most {limits.job_spec_bytes} are allowed",
+        )
+
+
+def validate_spec(
+    draft: JobSpecDraft, *, resource_pool_id: str, queue: str, limits: SizeLimits = SizeLimits()
+) -> JobSpec:
     """Check every field; the pool and queue were already resolved by the caller."""
+    check_sizes(draft, limits)
     name = (draft.name or "").strip()
     if not name:
         raise ValidationFailed("name must not be empty", field="name")
@@ -100,8 +149,6 @@ def validate_spec(draft: JobSpecDraft, *, resource_pool_id: str, queue: str) -> 
             "command must be a non-empty list of strings, e.g. [\"python\", \"train.py\"]",
             field="command",
         )
-    if len(command) > MAX_COMMAND_ARGS:
-        raise ValidationFailed(f"command has more than {MAX_COMMAND_ARGS} arguments", field="command")
     if any("\x00" in arg for arg in command):
         raise ValidationFailed("command arguments must not contain NUL bytes", field="command")
 
@@ -119,8 +166,6 @@ def validate_spec(draft: JobSpecDraft, *, resource_pool_id: str, queue: str) -> 
     )
     _bounded_number(draft.gpu, name="resources.gpu", high=MAX_GPUS, allow_zero=True)
 
-    if len(draft.envs) > MAX_ENVS:
-        raise ValidationFailed(f"at most {MAX_ENVS} environment variables", field="envs")
     seen: set[str] = set()
     envs: list[EnvVar] = []
     for env_name, env_value in draft.envs:
@@ -149,8 +194,6 @@ def validate_spec(draft: JobSpecDraft, *, resource_pool_id: str, queue: str) -> 
         )
 
     labels = draft.labels or {}
-    if len(labels) > MAX_LABELS:
-        raise ValidationFailed(f"at most {MAX_LABELS} labels", field="labels")
     for key, value in labels.items():
         _check_label(key, value)
 

@@ -7,10 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import strawberry
+import structlog
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from app.domain.errors import DomainError
+from app.domain.limits import clip
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
@@ -68,3 +73,30 @@ def should_mask(error: GraphQLError) -> bool:
     """Mask only unexpected exceptions; domain and GraphQL errors speak to the client."""
     original = error.original_error
     return original is not None and not isinstance(original, (DomainError, GraphQLError))
+
+
+def is_client_error(error: GraphQLError) -> bool:
+    """Parse, validation and coercion errors (no original error, or a GraphQLError) and
+    domain errors (not found, invalid argument, auth, rate limit ...) are the client's."""
+    original = error.original_error
+    return original is None or isinstance(original, (DomainError, GraphQLError))
+
+
+class LoggedErrorsSchema(strawberry.Schema):
+    """Strawberry logs every error with a traceback; here an expected client error is
+    one structured line, and only what nobody expected keeps its traceback."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        operation = execution_context.operation_name if execution_context else None
+        for error in errors:
+            path = ".".join(str(p) for p in error.path) if error.path else None
+            if is_client_error(error):
+                # Codes are added when the operation ends; validation ends it earlier.
+                code = (error.extensions or {}).get("code") or _code_of(error)
+                log.info("graphql.refused", code=code, error=clip(error.message),
+                         path=path, operation=operation)
+            else:
+                log.error("graphql.failed", error=clip(error.message), path=path,
+                          operation=operation, exc_info=error.original_error)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import strawberry
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -12,7 +11,7 @@ from strawberry.schema.config import StrawberryConfig
 
 from app.graphql.cost import QueryCost
 from app.graphql.documents import DocumentCache
-from app.graphql.errors import ErrorCodes, should_mask
+from app.graphql.errors import ErrorCodes, LoggedErrorsSchema, should_mask
 from app.graphql.mutation_limit import MutationRateLimit
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
@@ -27,7 +26,7 @@ MAX_ALIASES = 30
 # (strawberry-graphql issue 4635).
 GUARD_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
 
-schema = strawberry.Schema(
+schema = LoggedErrorsSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.domain.errors import PayloadTooLarge, PermissionDenied, RateLimited, Unauthenticated
+from app.domain.limits import set_echo_bytes
 from app.settings import Settings
 from app.web import health, metrics, terminal_socket
 from app.web.body_limit import RequestBodyLimit
@@ -48,6 +49,7 @@ def tune_garbage_collector() -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    set_echo_bytes(settings.max_echo_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -118,7 +118,9 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
     sync = RuntimeSync(db=db, broker=broker)
     stack.push_async_callback(sync.close)
-    jobs = JobService(db=db, pools=pools, runtimes=runtimes, broker=broker)
+    jobs = JobService(
+        db=db, pools=pools, runtimes=runtimes, broker=broker, limits=settings.size_limits
+    )
     tickets = TerminalTickets(
         secret=load_secret(data_dir=settings.data_dir, configured=settings.secret_key),
         jobs=jobs,

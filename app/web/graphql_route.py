@@ -18,6 +18,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 
+from app.domain.limits import clip
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
 from app.graphql.schema import schema
@@ -112,6 +113,7 @@ class JobgraphGraphQLRouter(GraphQLRouter):
     async def process_result(self, request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors are answered before the extensions that add codes run.
         for error in result.errors or ():
+            error.message = clip(error.message)  # graphql-core's echo what was sent
             if error.original_error is None and not (error.extensions or {}).get("code"):
                 error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
         return await super().process_result(request, result)

@@ -90,3 +90,23 @@ def test_page_size_bounds():
     with pytest.raises(ValidationFailed):
         PageRequest(first=101)
     assert PageRequest(first=100).first == 100
+
+
+def test_counts_and_bytes_are_checked_before_any_value():
+    """100,000 variables with bad names: refused for their number, before a name is read."""
+    from app.domain.limits import SizeLimits
+
+    envs = [("1BAD", "x")] * 100_000
+    with pytest.raises(ValidationFailed) as caught:
+        validate_spec(draft(envs=envs), resource_pool_id="local", queue="default", limits=SizeLimits())
+    assert caught.value.message == "100000 environment variables; at most 256 are allowed"
+
+
+def test_clip_keeps_both_ends_of_a_long_echo():
+    from app.domain.limits import clip
+
+    assert clip("short", 64) == "short"
+    text = "job '" + "训" * 10_000 + "' not found"
+    clipped = clip(text, 256)
+    assert clipped.startswith("job '训") and clipped.endswith("' not found")
+    assert len(clipped.encode()) < 256 + 40 and "bytes left out" in clipped
