@@ -12,6 +12,7 @@ from app.core.jobs import JobService
 from app.core.live import LiveService
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
+from app.core.sessions import SessionService
 from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets
 from app.core.terminals import TerminalService
@@ -32,6 +33,7 @@ class Services:
     tokens: TokenService
     audit: AuditService
     identity: IdentityService
+    sessions: SessionService
     sync: RuntimeSync
     terminal_tickets: TerminalTickets
     terminals: TerminalService

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     # Requests per principal (token bucket): sustained rate and burst; 0 turns it off.
     rate_limit_per_minute: float = Field(default=1200, ge=0)
     rate_limit_burst: int = Field(default=200, ge=1)
+    # A login (POST /api/login/account) answers a session token valid this long.
+    session_ttl_seconds: float = Field(default=12 * 3600, gt=0, le=30 * 86400)
+    # Origins (scheme://host[:port], comma-separated) whose pages may call /api, /graphql
+    # and the terminal socket from a browser; empty: the server's own origin only.
+    cors_origins: str = ""
     # OIDC / JWT bearer tokens (off unless an issuer is set); API tokens keep working.
     oidc_issuer: str | None = None
     oidc_audience: str | None = None

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from rest_compat import models
 from rest_compat.envelope import RestError, fail
 from rest_compat.executor import Operations
+from rest_compat.login import login_router
 from rest_compat.router import ROUTE_OPERATIONS, rest_router
 
 PREFIX = "/api"
@@ -39,6 +40,7 @@ def install(app: FastAPI, operations: Operations | None = None) -> None:
     must not start with a facade that would fail on every call."""
     operations = operations or Operations.load_file(required=ROUTE_OPERATIONS)
     app.include_router(rest_router(operations))
+    app.include_router(login_router())  # the one part not run through GraphQL (see login.py)
 
     @app.exception_handler(RestError)
     async def _rest_error(_: Request, exc: RestError) -> Response:

@@ -74,11 +74,12 @@ def failure_body(error: RestError) -> dict[str, Any]:
     return body
 
 
-def fail(error: RestError) -> JSONResponse:
+def fail(error: RestError, extra: dict[str, Any] | None = None) -> JSONResponse:
+    """The envelope of `error` with its real status; `extra` fields join the body."""
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
     if error.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
-    return JSONResponse(failure_body(error), status_code=error.status, headers=headers)
+    return JSONResponse({**failure_body(error), **(extra or {})}, status_code=error.status, headers=headers)
 
 
 # graphql-core: "Variable '$input' has invalid value at .replicas: Int cannot represent ..."

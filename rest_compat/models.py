@@ -203,8 +203,39 @@ class WebTerminal(_Open):
     expiresAt: str
 
 
+class LoginRequest(_Open):
+    """The legacy console's login form."""
+
+    ak: str = Field(description="The user name.")
+    sk: str = Field(description="An API token (`jobgraph token create`) or OIDC token of that user.")
+    type: str = Field("account", description="Echoed back.")
+
+
+class LoginAnswer(_Open):
+    status: str = Field("ok", description="ok")
+    type: str = "account"
+    currentAuthority: str = Field(description="admin or user")
+    token: str = Field(description=(
+        "Send as `Authorization: Bearer <token>` (or `X-Auth-Token`). For an API token sk: "
+        "a session token of the same user, valid JOBGRAPH_SESSION_TTL_SECONDS (12 h), "
+        "revoked by outLogin. For an OIDC token sk: that token itself."))
+    success: bool = True
+    data: dict[str, Any] = Field(description="token, user, currentAuthority, expiresAt (null for OIDC)")
+    message: str = ""
+
+
+class LoginRefused(ErrorEnvelope):
+    status: str = Field("error", description="error")
+    type: str = "account"
+    currentAuthority: str = "guest"
+
+
+class LoggedOut(_Open):
+    sessionEnded: bool = Field(description="True when the request's token was a login's and is now revoked.")
+
+
 CREATE_SHAPES = (FlatCreateRequest, TaskParamsRequest)
-REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES)
+REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES, LoginRequest)
 
 
 class CurrentUser(BaseModel):

@@ -95,7 +95,7 @@ class AuditFilterInput:
     actor: str | None = None
     action: str | None = strawberry.field(
         default=None, description="job.create, job.stop, job.delete, job.share, terminal.open, "
-        "terminal.close, token.create, token.revoke"
+        "terminal.close, token.create, token.revoke, login, logout"
     )
     job_id: strawberry.ID | None = None
     outcome: str | None = strawberry.field(default=None, description="allowed or refused")

@@ -58,11 +58,24 @@ async def identify(services: Services, token: str | None, client_addr: str | Non
     return Caller(principal)
 
 
-async def get_caller(conn: HTTPConnection, services: ServicesDep) -> Caller:
+def credential(conn: HTTPConnection) -> str | None:
+    """The bearer token of `Authorization`, else `X-Auth-Token` (the legacy console sends
+    its token in both); raises `Unauthenticated` for an Authorization header that is
+    not `Bearer <token>`."""
     header = conn.headers.get("authorization")
-    token = bearer_token(header)
-    if header and token is None:
-        return Caller(None, Unauthenticated("the Authorization header must be 'Bearer <token>'"))
+    if header:
+        token = bearer_token(header)
+        if token is None:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        return token
+    return (conn.headers.get("x-auth-token") or "").strip() or None
+
+
+async def get_caller(conn: HTTPConnection, services: ServicesDep) -> Caller:
+    try:
+        token = credential(conn)
+    except Unauthenticated as refusal:
+        return Caller(None, refusal)
     return await identify(services, token, conn.client.host if conn.client else None)
 
 

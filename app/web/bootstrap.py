@@ -16,6 +16,7 @@ from app.core.pg_broker import PostgresBroker
 from app.core.pools import PoolCatalog, PoolsFileError
 from app.core.ratelimit import RateLimiter
 from app.core.runtimes import RuntimeRegistry
+from app.core.sessions import SessionService
 from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets, load_secret
 from app.core.terminals import TerminalService
@@ -128,6 +129,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
     )
     tokens = TokenService(db)
     limiter = RateLimiter(per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
+    identity = IdentityService(tokens=tokens, limiter=limiter, oidc=oidc_verifier(settings))
     services = Services(
         settings=settings,
         db=db,
@@ -138,10 +140,10 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
         jobs=jobs,
         tokens=tokens,
         audit=AuditService(db),
-        identity=IdentityService(
-            tokens=tokens,
-            limiter=limiter,
-            oidc=oidc_verifier(settings),
+        identity=identity,
+        sessions=SessionService(
+            db=db, identity=identity, tokens=tokens, limiter=limiter,
+            ttl_seconds=settings.session_ttl_seconds,
         ),
         sync=sync,
         terminal_tickets=tickets,
