@@ -11,6 +11,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
+from app.domain.errors import RuntimeUnavailable
 from rest_compat import models
 from rest_compat.envelope import RestError, fail
 from rest_compat.executor import Operations
@@ -18,6 +19,7 @@ from rest_compat.login import login_router
 from rest_compat.router import ROUTE_OPERATIONS, rest_router
 
 PREFIX = "/api"
+UNAVAILABLE_RETRY_AFTER = 5  # seconds
 _STATUS_CODES = {401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
@@ -45,6 +47,16 @@ def install(app: FastAPI, operations: Operations | None = None) -> None:
     @app.exception_handler(RestError)
     async def _rest_error(_: Request, exc: RestError) -> Response:
         return fail(exc)
+
+    unavailable_elsewhere = app.exception_handlers.get(RuntimeUnavailable)
+
+    @app.exception_handler(RuntimeUnavailable)
+    async def _unavailable(request: Request, exc: RuntimeUnavailable) -> Response:
+        # Raised outside an operation (the database is away while the caller is
+        # identified): the envelope, 503.
+        if not _in_api(request) and unavailable_elsewhere is not None:
+            return await unavailable_elsewhere(request, exc)
+        return fail(RestError(exc.code, exc.message, retry_after=UNAVAILABLE_RETRY_AFTER))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:

@@ -4,17 +4,25 @@
 same interface backed by PostgreSQL LISTEN/NOTIFY, so that with several replicas a
 change seen by one reaches the subscribers of all. Publishers and subscribers only see
 `publish` and `subscribe`.
+
+A change to a job is published *within* the transaction that writes it
+(`publish_job(job, within=session)`): subscribers hear of it once it has committed, and
+never of a change that rolled back.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.domain.jobs import Job, JobEvent
+from app.store.db import after_commit
 
 # A subscriber that falls this far behind loses its oldest messages rather than
 # making the server buffer without bound.
@@ -24,6 +32,7 @@ SUBSCRIBER_BUFFER = 1000
 class Broker:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
+        self._resync_callbacks: list[Callable[[], None]] = []
 
     async def start(self) -> None:
         """Nothing to connect in-process."""
@@ -34,14 +43,21 @@ class Broker:
     def publish(self, topic: str, message: Any) -> None:
         self._publish_to((topic,), message)
 
-    def publish_job(self, job: Job) -> None:
-        """A job changed: for its own subscribers and for those of every job."""
-        self._publish_to((job_topic(job.job_id), ALL_JOBS_TOPIC), job)
+    async def publish_job(self, job: Job, *, within: AsyncSession) -> None:
+        """A job changed in `within`'s transaction: for its own subscribers and for
+        those of every job, once it commits."""
+        await self._stage(within, (job_topic(job.job_id), ALL_JOBS_TOPIC), job)
 
-    def publish_event(self, event: JobEvent) -> None:
-        self._publish_to((events_topic(event.job_id),), event)
+    async def publish_event(self, event: JobEvent, *, within: AsyncSession) -> None:
+        await self._stage(within, (events_topic(event.job_id),), event)
+
+    async def _stage(self, session: AsyncSession, topics: tuple[str, ...], message: Any) -> None:
+        after_commit(session, partial(self._deliver_all, topics, message))
 
     def _publish_to(self, topics: tuple[str, ...], message: Any) -> None:
+        self._deliver_all(topics, message)
+
+    def _deliver_all(self, topics: tuple[str, ...], message: Any) -> None:
         for topic in topics:
             self.deliver(topic, message)
 
@@ -62,6 +78,12 @@ class Broker:
             self._subscribers[topic].discard(queue)
             if not self._subscribers[topic]:
                 del self._subscribers[topic]
+
+    def on_resync(self, callback: Callable[[], None]) -> None:
+        """`callback` runs whenever messages may have been missed (the broker lost its
+        connection, or fell behind): whoever caches what messages invalidate should
+        drop it then. Job and event subscribers are re-sent the current state."""
+        self._resync_callbacks.append(callback)
 
     def subscriber_count(self, topic: str) -> int:
         return len(self._subscribers.get(topic, ()))

@@ -228,13 +228,13 @@ class JobService:
             async with self.db.transaction() as session:
                 await JobRepository(session).add(job)
                 await audit.record(session, actor=actor, action="job.create", job_id=job.job_id)
+                await self.broker.publish_job(job, within=session)
         except IntegrityError:
             # Two creates with one idempotency key raced; the other one won.
             existing = await self._by_idempotency_key(actor.user, key) if key else None
             if existing is None:
                 raise
             return existing
-        self.broker.publish_job(job)
         try:
             await runtime.submit(job)
         except Exception as exc:
@@ -259,10 +259,10 @@ class JobService:
                 stopping = await JobRepository(session).mark_stopping(job_id)
                 if stopping:
                     await audit.record(session, actor=actor, action="job.stop", job_id=job_id)
+                    job = replace(job, status=JobStatus.STOPPING)
+                    await self.broker.publish_job(job, within=session)
             if not stopping:
                 return await self.stop(actor=actor, job_id=job_id)  # it ended meanwhile
-            job = replace(job, status=JobStatus.STOPPING)
-            self.broker.publish_job(job)
         try:
             await self.runtimes.for_pool(job.resource_pool_id).stop(job_id)
         except NotFound:
@@ -270,7 +270,7 @@ class JobService:
             job = replace(job, status=JobStatus.STOPPED, finished_at=utcnow())
             async with self.db.transaction() as session:
                 await JobRepository(session).save_state(job)
-            self.broker.publish_job(job)
+                await self.broker.publish_job(job, within=session)
         return job
 
     async def delete(self, *, actor: Principal, job_id: str) -> str:
@@ -340,4 +340,4 @@ class JobService:
             await EventRepository(session).add_new(
                 [JobEvent(job_id=job.job_id, type=EventType.WARNING, reason="FailedCreate", message=reason)]
             )
-        self.broker.publish_job(failed)
+            await self.broker.publish_job(failed, within=session)

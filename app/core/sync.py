@@ -1,5 +1,9 @@
 """The sync task: applies each runtime's reported changes to the job rows and publishes
-them on the broker. Subscriptions listen there; reads come from the database."""
+them on the broker. Subscriptions listen there; reads come from the database.
+
+An update is retried (backoff with jitter) until the database takes it, in order: a job
+whose final status came while the database was away is not left RUNNING. The task is
+supervised: if it crashes, it is logged and started again."""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import asyncio
 from dataclasses import replace
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from app.core.broker import Broker
+from app.core.supervision import supervised
+from app.domain.errors import DatabaseUnavailable
 from app.domain.jobs import Job
 from app.runtime.base import JobUpdate, Runtime
 from app.store.db import Database
@@ -16,6 +23,7 @@ from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
 
 log = structlog.get_logger(__name__)
+RETRY_MAX_SECONDS = 5.0
 
 
 def merge(job: Job, update: JobUpdate) -> Job:
@@ -47,7 +55,8 @@ class RuntimeSync:
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, runtime: Runtime) -> None:
-        self._tasks.append(asyncio.create_task(self._consume(runtime), name=f"sync:{runtime.pool.id}"))
+        name = f"sync:{runtime.pool.id}"
+        self._tasks.append(supervised(name, lambda: self._consume(runtime)))
 
     async def close(self) -> None:
         for task in self._tasks:
@@ -58,10 +67,30 @@ class RuntimeSync:
     async def _consume(self, runtime: Runtime) -> None:
         async for update in runtime.watch():
             try:
-                await self.apply(update)
+                await self.apply_retrying(update, pool=runtime.pool.id)
             except Exception:
                 # One bad update must not stop the stream of all the others.
                 log.exception("sync.apply_failed", job_id=update.job_id, pool=runtime.pool.id)
+
+    async def apply_retrying(self, update: JobUpdate, *, pool: str) -> None:
+        """Apply the update, waiting out a database that is away (however long)."""
+
+        def waiting(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "sync.apply_retry", job_id=update.job_id, pool=pool,
+                attempt=state.attempt_number, error=str(error)[:200],
+            )
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(DatabaseUnavailable),
+            wait=wait_random_exponential(multiplier=0.2, max=RETRY_MAX_SECONDS),
+            before_sleep=waiting,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self.apply(update)
 
     async def apply(self, update: JobUpdate) -> None:
         async with self.db.transaction() as session:
@@ -75,7 +104,7 @@ class RuntimeSync:
             if update.pods is not None:
                 await PodRepository(session).replace(job.job_id, update.pods)
             new_events = await EventRepository(session).add_new(update.events)
-        if updated is not job or update.pods is not None:
-            self.broker.publish_job(updated)
-        for event in new_events:
-            self.broker.publish_event(event)
+            if updated is not job or update.pods is not None:
+                await self.broker.publish_job(updated, within=session)
+            for event in new_events:
+                await self.broker.publish_event(event, within=session)

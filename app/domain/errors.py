@@ -50,6 +50,10 @@ class RuntimeUnavailable(DomainError):
     code = "RUNTIME_UNAVAILABLE"
 
 
+class DatabaseUnavailable(RuntimeUnavailable):
+    """The database cannot be reached right now (restarting, network cut): try again."""
+
+
 class RateLimited(DomainError):
     """Too many requests from one principal; `retry_after` says when to try again."""
 

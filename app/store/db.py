@@ -1,17 +1,65 @@
-"""Engine and the one place where sessions are committed."""
+"""Engine and the one place where sessions are committed.
+
+A database that cannot be reached (connection refused or lost, the server shutting down
+or starting up) surfaces as `DatabaseUnavailable`, a domain error with a clear message,
+so requests answer 503 and background writers know to retry."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from app.domain.errors import DatabaseUnavailable
+
+# SQLSTATEs of a server that is away: class 08 (connection exception), shutting down
+# (57P01, 57P02), starting up (57P03), out of connections (53300).
+_AWAY_STATES = ("57P01", "57P02", "57P03", "53300")
+_AFTER_COMMIT = "jobgraph.after_commit"
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the database cannot be reached right now (worth retrying),
+    as opposed to a statement that is wrong."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DatabaseUnavailable | OSError | TimeoutError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+            return True
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (state.startswith("08") or state in _AWAY_STATES):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and "locked" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable:
+    detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    return DatabaseUnavailable(
+        f"the database cannot be reached right now ({detail}); try again shortly"
+    )
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's transaction has committed (never on rollback)."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -43,23 +91,40 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A unit of work: committed when the block ends, rolled back on error."""
-        async with self._sessions() as session:
-            try:
-                yield session
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                raise
+        try:
+            async with self._sessions() as session:
+                try:
+                    yield session
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    raise
+        except Exception as error:
+            if is_unavailable(error) and not isinstance(error, DatabaseUnavailable):
+                raise unavailable(error) from error
+            raise
+        for callback in session.info.pop(_AFTER_COMMIT, ()):
+            callback()
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[AsyncSession]:
         """A read-only session (nothing to commit)."""
-        async with self._sessions() as session:
-            yield session
+        try:
+            async with self._sessions() as session:
+                yield session
+        except Exception as error:
+            if is_unavailable(error) and not isinstance(error, DatabaseUnavailable):
+                raise unavailable(error) from error
+            raise
 
     async def ping(self) -> None:
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("SELECT 1")
+        try:
+            async with self.engine.connect() as conn:
+                await conn.exec_driver_sql("SELECT 1")
+        except Exception as error:
+            if is_unavailable(error):
+                raise unavailable(error) from error
+            raise
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -199,6 +200,14 @@ class JobRepository:
     async def count_by_status(self) -> dict[str, int]:
         statement = select(JobRow.status, func.count()).group_by(JobRow.status)
         return {status: count for status, count in (await self.session.execute(statement)).all()}
+
+    async def changed_since(self, since: datetime, *, limit: int = 1000) -> list[Job]:
+        """Jobs written at or after `since`, oldest change first (at most `limit`)."""
+        statement = (
+            select(JobRow).where(JobRow.updated_at >= since)
+            .order_by(JobRow.updated_at, JobRow.id).limit(limit)
+        )
+        return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
 
     async def list_active(self, *, pool_id: str) -> list[Job]:
         final = [s.value for s in JobStatus if s.is_final]

@@ -13,7 +13,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app.domain.errors import PayloadTooLarge, PermissionDenied, RateLimited, Unauthenticated
+from app.domain.errors import (
+    PayloadTooLarge,
+    PermissionDenied,
+    RateLimited,
+    RuntimeUnavailable,
+    Unauthenticated,
+)
 from app.domain.limits import set_echo_bytes
 from app.settings import Settings
 from app.web import health, metrics, terminal_socket
@@ -25,6 +31,8 @@ from app.web.graphql_route import graphql_router
 from rest_compat.app import install as install_rest_facade
 
 log = structlog.get_logger(__name__)
+# Seconds a client is told to wait when the database (or a runtime) is away.
+UNAVAILABLE_RETRY_AFTER = 5
 
 
 def print_first_admin_token(secret: str) -> None:
@@ -98,6 +106,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(
             {"data": None, "errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
             status_code=413,
+        )
+
+    @app.exception_handler(RuntimeUnavailable)
+    async def _unavailable(_: Request, exc: RuntimeUnavailable) -> JSONResponse:
+        # Raised before a GraphQL operation runs (e.g. the database is away while the
+        # caller's token is checked): a 503 saying so, in GraphQL's error shape.
+        return JSONResponse(
+            {"data": None, "errors": [{"message": exc.message, "extensions": {"code": exc.code}}]},
+            status_code=503,
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
         )
 
     @app.exception_handler(PermissionDenied)

@@ -1,0 +1,1 @@
+from tests.store.conftest import db  # noqa: F401  (a migrated database per test)
