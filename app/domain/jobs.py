@@ -215,6 +215,15 @@ class Pod:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingReason:
+    """Why a queued job waits: a stable machine code (`WAITING_FOR_QUOTA`,
+    `NO_MATCHING_FLAVOR`, `EXCEEDS_QUOTA`, ...) and the queueing system's own message."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class JobEvent:
     job_id: str
     reason: str

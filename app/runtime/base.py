@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from app.domain.jobs import Job, JobEvent, JobStatus, Pod
+from app.domain.jobs import Job, JobEvent, JobStatus, PendingReason, Pod
 from app.domain.pools import ResourcePool
 
 
@@ -29,6 +29,8 @@ class JobUpdate:
     # The complete set of the job's pods whenever any of them changed.
     pods: tuple[Pod, ...] | None = None
     events: tuple[JobEvent, ...] = ()
+    # Why a QUEUED job waits, as a code and message (`reason` carries it as text).
+    pending_reason: PendingReason | None = None
 
 
 class Terminal(Protocol):

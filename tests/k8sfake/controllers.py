@@ -34,7 +34,6 @@ SCENARIO = "fake.k8s/scenario"
 LOGS = "fake.k8s/logs"
 RUN_SECONDS = "fake.k8s/run-seconds"
 EXIT_CODE = "fake.k8s/exit-code"
-QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 HOST_IP = "127.0.0.1"
 
 
@@ -137,7 +136,6 @@ class JobController:
                 self.garbage_collect(ev.new)
             else:
                 self.enqueue(meta["namespace"], meta["name"])
-            self.fake.kueue_tick()
         elif ev.resource == "pods":
             for ref in meta.get("ownerReferences") or []:
                 if ref.get("kind") == "Job":
@@ -577,6 +575,15 @@ class Kubelet:
         await fake.clock.sleep(delays.schedule)
         if pod["spec"].get("nodeName"):
             pass  # created already bound
+        elif pod["spec"].get("schedulerName", "default-scheduler") != "default-scheduler":
+            # Another scheduler binds it (Volcano's gang scheduler, tests/k8sfake/volcano.py);
+            # with none running under that name the pod stays Pending, as in a real cluster.
+            self.settling.discard(pod["metadata"]["uid"])
+            if pod["spec"]["schedulerName"] != "volcano" or fake.volcano is None:
+                await asyncio.Event().wait()
+            else:
+                await fake.volcano.wait_bound(pod)
+            self.settling.add(pod["metadata"]["uid"])
         elif scenario == "pending":
             def unschedulable(p: dict[str, Any]) -> None:
                 _set_pod_condition(p["status"].setdefault("conditions", []), {

@@ -108,12 +108,16 @@ def method_not_allowed(resource: str, group: str, action: str) -> StatusError:
                                    f'"{qualified(resource, group)}"', details))
 
 
-def unsupported_media_type(content_type: str) -> StatusError:
+def unsupported_media_type(content_type: str, *, custom: bool = False) -> StatusError:
+    """Custom resources take no strategic merge patch (apiserver's crdHandler lists the
+    others, apply included)."""
+    accepted = ("application/json-patch+json, application/merge-patch+json, "
+                "application/apply-patch+yaml" if custom else
+                "application/json-patch+json, application/merge-patch+json, "
+                "application/strategic-merge-patch+json")
     return StatusError(status_body(415, "UnsupportedMediaType",
                                    "the body of the request was in an unknown format - "
-                                   "accepted media types include: application/json-patch+json, "
-                                   "application/merge-patch+json, "
-                                   "application/strategic-merge-patch+json"))
+                                   f"accepted media types include: {accepted}"))
 
 
 def unauthorized() -> StatusError:

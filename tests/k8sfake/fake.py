@@ -18,13 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
-from .controllers import QUEUE_LABEL, Delays, JobController, Kubelet, has_condition
+from .controllers import Delays, JobController, Kubelet, has_condition
 from .events import EventRecorder
+from .kueue import Kueue
 from .logs import ContainerLog
 from .server import RecordedRequest, build_app
 from .sidecars import is_sidecar
 from .store import Clock, Store
 from .tokens import TokenIssuer
+from .volcano import Volcano
 
 
 @dataclass
@@ -90,7 +92,9 @@ class FakeKubernetes:
 
     def __init__(self, *, token: str | list[str] = "test-token", delays: Delays | None = None,
                  history_size: int = 1000, kueue: bool = False,
-                 kueue_capacity: int | None = None, namespace: str = "default") -> None:
+                 kueue_capacity: int | None = None, namespace: str = "default",
+                 volcano: bool = False,
+                 node_allocatable: dict[str, int] | None = None) -> None:
         self.tokens = {token} if isinstance(token, str) else set(token)
         self.token = token if isinstance(token, str) else next(iter(token))
         self.delays = delays or Delays()
@@ -105,8 +109,13 @@ class FakeKubernetes:
         self.log_streams: set[asyncio.Future[Any]] = set()
         self.exec_sessions: set[Any] = set()
         self.controller_errors: list[str] = []
-        self.kueue = kueue or kueue_capacity is not None
-        self.kueue_capacity = kueue_capacity
+        # Kueue (its Workload CRD served, its controllers running) when asked for.
+        self.kueue: Kueue | None = (Kueue(self, kueue_capacity)
+                                    if kueue or kueue_capacity is not None else None)
+        # Volcano (PodGroup CRD, podgroup controller, gang scheduler) when asked for; the
+        # node's allocatable resources bound what its gang scheduler places.
+        self.volcano: Volcano | None = (Volcano(self, node_allocatable or {})
+                                        if volcano else None)
         self.closing = False
         self.port: int | None = None
         self.jobs = JobController(self)
@@ -136,6 +145,10 @@ class FakeKubernetes:
             os.environ[key] = ",".join(current)
         self.jobs.start()
         self.kubelet.start()
+        if self.kueue is not None:
+            self.kueue.start()
+        if self.volcano is not None:
+            self.volcano.start()
         self._runner = web.AppRunner(build_app(self), handle_signals=False,
                                      access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -157,6 +170,10 @@ class FakeKubernetes:
             self._bookmark_task.cancel()
         await self.jobs.stop()
         await self.kubelet.stop()
+        if self.kueue is not None:
+            await self.kueue.stop()
+        if self.volcano is not None:
+            await self.volcano.stop()
         for log in self.logs.values():
             if not log.closed:
                 log.close()
@@ -269,7 +286,9 @@ class FakeKubernetes:
 
     @property
     def idle(self) -> bool:
-        return self.jobs.idle and self.kubelet.idle
+        return (self.jobs.idle and self.kubelet.idle
+                and (self.kueue is None or self.kueue.idle)
+                and (self.volcano is None or self.volcano.idle))
 
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Until no controller work is queued and no pod is between kubelet stages (running
@@ -383,51 +402,33 @@ class FakeKubernetes:
                 self.kubelet.sidecar_quits.setdefault(
                     (p["metadata"]["uid"], c["name"]), _asyncio.Event()).set()
 
-    # -- Kueue-like admission --------------------------------------------------------------
+    # -- Kueue (tests/k8sfake/kueue.py) ------------------------------------------------------
     def mutate_job(self, job: dict[str, Any]) -> None:
-        """Kueue's mutating webhook: queued jobs are created suspended."""
-        if self.kueue and QUEUE_LABEL in (job["metadata"].get("labels") or {}):
-            job.setdefault("spec", {})["suspend"] = True
+        """Kueue's Job webhook: queued jobs are created suspended."""
+        if self.kueue is not None:
+            self.kueue.mutate_job(job)
 
     def after_job_create(self, job: dict[str, Any]) -> None:
-        if self.kueue and QUEUE_LABEL in (job["metadata"].get("labels") or {}):
-            ns, name = job["metadata"]["namespace"], job["metadata"]["name"]
-            self.recorder.legacy(job, "Normal", "CreatedWorkload",
-                                 f"Created Workload: {ns}/job-{name}-{job['metadata']['uid'][:5]}",
-                                 component="batch/job-kueue-controller")
-            self.kueue_tick()
+        pass  # Kueue's job reconciler reacts to the Job's watch event
+
+    def workload(self, job_name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        """The Kueue Workload of a Job (found through its owner reference)."""
+        assert self.kueue is not None, "the fake runs without Kueue"
+        job = self.job(job_name, namespace)
+        return self.kueue.workload_of(job) if job is not None else None
 
     def admit(self, name: str, namespace: str | None = None) -> dict[str, Any]:
-        """Admit a suspended job (what Kueue does when the ClusterQueue has quota)."""
-        job = self.store.require("jobs", namespace or self.namespace, name)
-        job["spec"]["suspend"] = False
-        job = self.store.replace("jobs", job)
-        queue = (job["metadata"].get("labels") or {}).get(QUEUE_LABEL, "")
-        self.recorder.legacy(job, "Normal", "Started",
-                             f"Admitted by clusterQueue {queue or 'cluster-queue'}",
-                             component="batch/job-kueue-controller")
-        return job
+        """Kueue's scheduler admits the Job's Workload (its job reconciler then unsuspends
+        the Job). An inactive Workload is never admitted."""
+        assert self.kueue is not None, "the fake runs without Kueue"
+        return self.kueue.admit(name, namespace or self.namespace)
 
-    def kueue_tick(self) -> None:
-        if self.kueue_capacity is None:
-            return
-        queued = [j for j in self.store.list("jobs")
-                  if QUEUE_LABEL in (j["metadata"].get("labels") or {})
-                  and not j["metadata"].get("deletionTimestamp")]
-        running = [j for j in queued if not j["spec"].get("suspend")
-                   and not has_condition(j, "Complete") and not has_condition(j, "Failed")]
-        waiting = sorted((j for j in queued if j["spec"].get("suspend")
-                          and not has_condition(j, "Complete") and not has_condition(j, "Failed")),
-                         key=lambda j: int(j["metadata"]["resourceVersion"]))
-        free = self.kueue_capacity - len(running)
-        for j in waiting[:max(0, free)]:
-            asyncio.get_running_loop().call_soon(
-                self._admit_if_suspended, j["metadata"]["namespace"], j["metadata"]["name"])
-
-    def _admit_if_suspended(self, ns: str, name: str) -> None:
-        job = self.store.get("jobs", ns, name)
-        if job is not None and job["spec"].get("suspend"):
-            self.admit(name, ns)
+    def kueue_hold(self, name: str, reason: str, message: str,
+                   namespace: str | None = None) -> dict[str, Any]:
+        """Kueue's scheduler could not fit the Job's Workload: QuotaReserved=False with
+        ``reason`` and ``message``, and a Warning event on the Workload."""
+        assert self.kueue is not None, "the fake runs without Kueue"
+        return self.kueue.hold(name, namespace or self.namespace, reason, message)
 
 
 _ = copy

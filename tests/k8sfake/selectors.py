@@ -157,6 +157,9 @@ FIELD_GETTERS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "status.successful": lambda o: _str(_get(o, "status.succeeded") or 0),
     },
     "services": {},
+    # CRDs: metadata.name and metadata.namespace only (no selectableFields in either CRD).
+    "workloads": {},
+    "podgroups": {},
 }
 for _getters in FIELD_GETTERS.values():
     _getters["metadata.name"] = lambda o: _str(_get(o, "metadata.name"))

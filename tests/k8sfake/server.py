@@ -20,6 +20,7 @@ from aiohttp import web
 from . import errors
 from .errors import StatusError
 from .exec import handle_exec
+from .kueue import validate_workload_update
 from .logs import handle_log
 from .objects import (
     default_job,
@@ -59,9 +60,19 @@ _PATHS = [
     (re.compile(r"^/api/v1/namespaces/([^/]+)/(pods|events|services)(?:/([^/]+)(?:/([^/]+))?)?$"), True),
     (re.compile(r"^/apis/batch/v1/(jobs)$"), False),
     (re.compile(r"^/api/v1/(pods|events|services)$"), False),
+    (re.compile(r"^/apis/kueue\.x-k8s\.io/v1beta2/namespaces/([^/]+)/(workloads)"
+                r"(?:/([^/]+)(?:/([^/]+))?)?$"), True),
+    (re.compile(r"^/apis/kueue\.x-k8s\.io/v1beta2/(workloads)$"), False),
+    (re.compile(r"^/apis/scheduling\.volcano\.sh/v1beta1/namespaces/([^/]+)/(podgroups)"
+                r"(?:/([^/]+)(?:/([^/]+))?)?$"), True),
+    (re.compile(r"^/apis/scheduling\.volcano\.sh/v1beta1/(podgroups)$"), False),
 ]
 SUBRESOURCES = {"jobs": {"status"}, "pods": {"status", "log", "exec"}, "events": set(),
-                "services": set()}
+                "services": set(), "workloads": {"status"}, "podgroups": {"status"}}
+# Custom resources: their status is a subresource (both CRDs enable it), and the API server
+# refuses strategic merge patches on them (415).
+CUSTOM = {"workloads", "podgroups"}
+STATUS_SUBRESOURCE = {"jobs", "pods", "workloads", "podgroups"}
 
 
 @dataclass
@@ -242,6 +253,9 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
         ns, resource, name, sub = None, m.group(1), None, None
     if sub is not None and sub not in SUBRESOURCES[resource]:
         raise errors.path_not_found()
+    if (resource == "workloads" and fake.kueue is None) or (
+            resource == "podgroups" and fake.volcano is None):
+        raise errors.path_not_found()  # that CRD is not installed
     items = list(request.query.items())
     q = typed_query(items)
     info = RESOURCES[resource]
@@ -488,6 +502,10 @@ class Api:
             obj["status"] = {"phase": "Pending", "qosClass": pod_qos(spec)}
         elif self.resource == "events" and not obj.get("involvedObject"):
             obj["involvedObject"] = {}
+        elif self.resource in CUSTOM:
+            obj.pop("status", None)  # the status subresource: ignored on create
+            if self.resource == "workloads":
+                obj.setdefault("spec", {}).setdefault("active", True)  # CRD default
         elif self.resource == "services":
             obj.pop("status", None)
             errs = validate_service(obj)
@@ -503,6 +521,9 @@ class Api:
             ctype = (self.request.headers.get("Content-Type") or "").split(";")[0].strip()
             if ctype not in PATCH_TYPES:
                 raise errors.unsupported_media_type(ctype)
+            if self.resource in CUSTOM and ctype == "application/strategic-merge-patch+json":
+                # apiserver's CRD handler: strategic merge needs Go struct tags
+                raise errors.unsupported_media_type(ctype, custom=True)
             patch_body = self.body()
             if patch_body is None:
                 raise errors.bad_request("the body of the request was empty")
@@ -523,7 +544,7 @@ class Api:
         if new_meta.get("name", name) != name or new_meta.get("namespace", ns) != ns:
             raise errors.bad_request("metadata.name and metadata.namespace are immutable")
         new_meta["name"], new_meta["namespace"] = name, ns
-        if self.resource in ("jobs", "pods"):
+        if self.resource in STATUS_SUBRESOURCE:
             if status_only:
                 status = new.get("status")
                 new = copy.deepcopy(current)
@@ -537,6 +558,12 @@ class Api:
                     errs = validate_job(new) + job_update_errors(current, new)
                     if errs:
                         raise errors.invalid_error("Job", "batch", name, errs)
+                elif self.resource == "workloads":
+                    errs = validate_workload_update(current, new)
+                    if errs:
+                        raise errors.invalid_error("Workload", "kueue.x-k8s.io", name, errs)
+                elif self.resource == "podgroups":
+                    pass
                 else:
                     default_pod_spec(new.setdefault("spec", {}))
                     if errs := validate_object_meta(new_meta):
@@ -591,6 +618,13 @@ class Api:
         if self.resource == "events":
             if not dry:
                 self.store.remove("events", ns, name)
+            return json_response(self._success(current))
+        if self.resource in CUSTOM:  # the CRD store: a Status, or the object it keeps
+            if dry:
+                return json_response(self._success(current))
+            if current["metadata"].get("finalizers"):
+                return json_response(self.store.mark_deleted(self.resource, ns, name))
+            self.store.remove(self.resource, ns, name)
             return json_response(self._success(current))
         if self.resource == "services":  # ReturnDeletedObject, like pods
             if dry:

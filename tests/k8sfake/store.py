@@ -45,6 +45,10 @@ RESOURCES = {
     "pods": Resource("pods", "", "v1", "Pod", "PodList"),
     "events": Resource("events", "", "v1", "Event", "EventList"),
     "services": Resource("services", "", "v1", "Service", "ServiceList"),
+    # Custom resources, served only when the fake runs Kueue / Volcano (their CRDs installed).
+    "workloads": Resource("workloads", "kueue.x-k8s.io", "v1beta2", "Workload", "WorkloadList"),
+    "podgroups": Resource("podgroups", "scheduling.volcano.sh", "v1beta1", "PodGroup",
+                          "PodGroupList"),
 }
 
 

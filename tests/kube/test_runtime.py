@@ -168,7 +168,7 @@ def _allowed(rules: list[dict], group: str, resource: str, verbs: set[str]) -> b
 def _authorization_of(request) -> tuple[str, str, set[str]]:
     import re
 
-    m = re.match(r"^/(?:api/v1|apis/(batch)/v1)/namespaces/[^/]+/([^/]+)(?:/([^/]+)(?:/([^/]+))?)?$",
+    m = re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/namespaces/[^/]+/([^/]+)(?:/([^/]+)(?:/([^/]+))?)?$",
                  request.path)
     assert m, request
     group, resource, name, sub = m.groups()

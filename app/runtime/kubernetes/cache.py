@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from app.domain.errors import NotFound
 from app.domain.jobs import Job, JobStatus, utcnow
 from app.runtime.base import JobUpdate
+from app.runtime.kubernetes.queueing import NoQueue, QueueView
 from app.runtime.kubernetes.translate import (
     ENDED,
     event_of,
@@ -38,15 +39,18 @@ class ClusterCache:
         archive_pod_log: Callable[[str, str], None],
         apply_stop: Callable[[str], None],
         resubmit: Callable[[Job], None],
+        queue: QueueView | None = None,
     ) -> None:
         """`emit` takes every update; `is_archived(job_id, pod)` tells whether a pod's log is
         kept already; `archive_pod_log(job_id, pod)`, `apply_stop(job_id)` and
-        `resubmit(job)` start that work in the background."""
+        `resubmit(job)` start that work in the background. `queue` is the pool's queueing
+        system's view (Kueue Workloads, Volcano PodGroups)."""
         self._emit = emit
         self._is_archived = is_archived
         self._archive_pod_log = archive_pod_log
         self._apply_stop = apply_stop
         self._resubmit = resubmit
+        self.queue: QueueView = queue or NoQueue()
         self.jobs: dict[str, dict] = {}  # job id -> Job object
         self.pods: dict[str, dict] = {}  # pod name -> Pod object
         # Pods that went away (a stop, a retry's failed pod being cleaned up): still shown
@@ -57,6 +61,8 @@ class ClusterCache:
         self._reported: dict[str, tuple] = {}
         self.deleting: set[str] = set()  # deleted by jobgraph: their vanishing is expected
         self.stops: set[str] = set()  # stops not yet applied (the cluster was unreachable)
+        # Stopped by deleting the Job (Kueue had made no Workload): its vanishing is the stop.
+        self.stopped_by_deletion: set[str] = set()
         self._awaiting_first_list: dict[str, Job] = {}
         self._changed = asyncio.Event()  # set (and replaced) on every pod change
         # Events are matched to jobs through the job cache, so they wait for its first list.
@@ -125,7 +131,8 @@ class ClusterCache:
             self.deleting.discard(job_id)
             return
         # Deleted behind jobgraph's back: the job cannot end by itself any more.
-        stopped = job_id in self.stops
+        stopped = job_id in self.stops or job_id in self.stopped_by_deletion
+        self.stopped_by_deletion.discard(job_id)
         self._emit(
             JobUpdate(
                 job_id=job_id,
@@ -215,7 +222,11 @@ class ClusterCache:
             key=lambda p: (p.replica_index, next(i for i, r in enumerate(raw)
                                                  if r["metadata"]["name"] == p.name)),
         )
-        state = job_state(job, [pod_of(job_id, p) for p in live])
+        state = job_state(
+            job, [pod_of(job_id, p) for p in live],
+            waiting=self.queue.waiting(job_id, job),
+            stop_settled=self.queue.stop_settled(job_id, job),
+        )
         snapshot = (state, tuple(pods))
         if self._reported.get(job_id) == snapshot:
             return
@@ -231,8 +242,16 @@ class ClusterCache:
                 # No pod known for an ended job (e.g. after a restart, its pods cleaned up):
                 # keep the pods the database has.
                 pods=tuple(pods) if pods or not state.status.is_final else None,
+                pending_reason=state.pending,
             )
         )
+
+    # -- queueing objects (Kueue Workloads, Volcano PodGroups) ---------------------------
+
+    def on_queue_objects(self, kind: str, obj: dict) -> None:
+        for job_id in self.queue.apply(kind, obj):
+            self._report(job_id)
+        self._match_unmatched()
 
     # -- events --------------------------------------------------------------------------
 
@@ -246,6 +265,8 @@ class ClusterCache:
         kind = involved.get("kind")
         if kind == "Job":
             return name if name in self.known else None
+        if kind is not None and kind == self.queue.event_kind:
+            return self.queue.job_of(kind, name)
         if kind == "Pod":
             pod = self.pods.get(name)
             if pod is not None:
@@ -257,14 +278,20 @@ class ClusterCache:
 
     def _publish_events(self, items: list[dict], *, keep_unmatched: bool) -> None:
         by_job: dict[str, list] = {}
+        waiting_changed: set[str] = set()
+        kinds = {"Job", "Pod", self.queue.event_kind}
         for event in items:
             job_id = self._job_for_event(event)
             if job_id:
                 by_job.setdefault(job_id, []).append(event_of(job_id, event))
-            elif keep_unmatched and (event.get("involvedObject") or {}).get("kind") in ("Job", "Pod"):
+                if self.queue.note_event(job_id, event):
+                    waiting_changed.add(job_id)
+            elif keep_unmatched and (event.get("involvedObject") or {}).get("kind") in kinds:
                 self._unmatched.append(event)
         for job_id, events in by_job.items():
             self._emit(JobUpdate(job_id=job_id, events=tuple(events)))
+        for job_id in waiting_changed:
+            self._report(job_id)
 
     def _match_unmatched(self) -> None:
         if not self._unmatched:

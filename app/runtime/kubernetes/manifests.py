@@ -18,6 +18,7 @@ STOP_ANNOTATION = "jobgraph.io/stop-requested"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
+VOLCANO_MIN_MEMBER_ANNOTATION = "scheduling.volcano.sh/group-min-member"
 COMPLETION_INDEX = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
 CONTAINER = "main"
 
@@ -120,6 +121,9 @@ def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
         pod_spec["schedulerName"] = "volcano"
         annotations[VOLCANO_QUEUE_ANNOTATION] = job.queue
         spec["template"]["metadata"]["annotations"][VOLCANO_QUEUE_ANNOTATION] = job.queue
+        # Gang scheduling: Volcano reads the owner Job's annotation for the PodGroup's
+        # minMember (default 1, i.e. replicas placed one by one); all replicas or none.
+        annotations[VOLCANO_MIN_MEMBER_ANNOTATION] = str(job.spec.replicas)
     if priority_class and options.queueing != "kueue":
         pod_spec["priorityClassName"] = priority_class
     return {

@@ -16,7 +16,13 @@ from typing import Any
 
 import aiohttp
 import structlog
-from kubernetes_asyncio.client import ApiClient, BatchV1Api, Configuration, CoreV1Api
+from kubernetes_asyncio.client import (
+    ApiClient,
+    BatchV1Api,
+    Configuration,
+    CoreV1Api,
+    CustomObjectsApi,
+)
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from app.domain.errors import (
@@ -43,12 +49,33 @@ from app.runtime.kubernetes.manifests import (
     job_manifest,
     selector,
 )
+from app.runtime.kubernetes.kueue import DEACTIVATE
+from app.runtime.kubernetes.kueue import GROUP as KUEUE_GROUP
+from app.runtime.kubernetes.kueue import JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
+from app.runtime.kubernetes.kueue import PLURAL as KUEUE_PLURAL
+from app.runtime.kubernetes.kueue import VERSION as KUEUE_VERSION
+from app.runtime.kubernetes.kueue import KueueView
 from app.runtime.kubernetes.options import KubernetesPoolOptions
+from app.runtime.kubernetes.queueing import NoQueue, QueueView, owner_job
 from app.runtime.kubernetes.terminal import ExecTerminal
 from app.runtime.kubernetes.translate import pod_of
+from app.runtime.kubernetes.volcano import GROUP as VOLCANO_GROUP
+from app.runtime.kubernetes.volcano import VERSION as VOLCANO_VERSION
+from app.runtime.kubernetes.volcano import VolcanoView
 from app.runtime.kubernetes.watching import Apply, ListCall, list_then_watch
 
 log = structlog.get_logger(__name__)
+QUEUE_APIS = {"kueue": (KUEUE_GROUP, KUEUE_VERSION), "volcano": (VOLCANO_GROUP, VOLCANO_VERSION)}
+# Kueue copies no Job label to its Workloads; every Job's Workload has the job-uid label.
+QUEUE_SELECTORS = {"kueue": KUEUE_JOB_UID_LABEL}
+
+
+def queue_view(queueing: str) -> QueueView:
+    if queueing == "kueue":
+        return KueueView()
+    if queueing == "volcano":
+        return VolcanoView()
+    return NoQueue()
 
 
 class KubernetesRuntime:
@@ -66,6 +93,7 @@ class KubernetesRuntime:
         self._configuration = configuration
         self._archive = LogArchive(archive_dir)
         self._updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
+        self._queue = queue_view(self.options.queueing)
         self._cache = ClusterCache(
             emit=self._updates.put_nowait,
             is_archived=self._archive.has,
@@ -74,6 +102,7 @@ class KubernetesRuntime:
             ),
             apply_stop=lambda job_id: self._spawn(self._apply_stop(job_id, raise_errors=False)),
             resubmit=lambda job: self._spawn(self._resubmit(job)),
+            queue=self._queue,
         )
         self._logs = PodLogs(self._archive, self._cache, self._read_pod_log)
         self._tasks: list[asyncio.Task[None]] = []
@@ -107,6 +136,7 @@ class KubernetesRuntime:
         self._api = RenewingApiClient(self._credentials)
         self.batch = BatchV1Api(self._api)
         self.core = CoreV1Api(self._api)
+        self.custom = CustomObjectsApi(self._api)
         # Jobs the database holds as not final; checked against the first listing.
         self._cache.adopt(active_jobs)
         log.info("k8s.start", pool=self.pool.id, server=self._configuration.host,
@@ -124,6 +154,12 @@ class KubernetesRuntime:
             ),
             asyncio.create_task(self._watch_events(), name=f"k8s-watch-events:{self.pool.id}"),
         ]
+        if self._queue.resource is not None:
+            self._tasks.append(asyncio.create_task(
+                self._watch(self._queue.resource, self._list_queue_objects, QUEUE_SELECTORS.get(
+                    self.options.queueing), self._cache.on_queue_objects),
+                name=f"k8s-watch-{self._queue.resource}:{self.pool.id}",
+            ))
 
     async def _watch(
         self, kind: str, list_call: ListCall, label_selector: str | None, apply: Apply
@@ -132,6 +168,14 @@ class KubernetesRuntime:
         await list_then_watch(
             kind, list_call, apply, api=self._api, namespace=self.namespace,
             label_selector=label_selector, pool_id=self.pool.id,
+        )
+
+    def _list_queue_objects(self, namespace: str, **kwargs: Any) -> Awaitable[Any]:
+        # A plain function without a docstring: Watch.stream then leaves the objects as
+        # dicts (a CRD has no model class in the client).
+        group, version = QUEUE_APIS[self.options.queueing]
+        return self.custom.list_namespaced_custom_object(
+            group, version, namespace, self._queue.resource, **kwargs
         )
 
     async def _watch_events(self) -> None:
@@ -218,16 +262,14 @@ class KubernetesRuntime:
         await self._apply_stop(job_id, raise_errors=True)
 
     async def _apply_stop(self, job_id: str, *, raise_errors: bool) -> None:
-        # Suspending terminates the pods and keeps the Job (its status and events); the
-        # annotation tells a stopped Job from one waiting in a queue.
-        patch = {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}, "spec": {"suspend": True}}
         try:
-            await call(
-                f"stop Job {job_id}",
-                lambda: self.batch.patch_namespaced_job(
-                    job_id, self.namespace, patch, _request_timeout=REQUEST_TIMEOUT
-                ),
-            )
+            if self.options.queueing == "kueue":
+                await self._stop_kueue_job(job_id)
+            else:
+                # Suspending terminates the pods and keeps the Job (its status and events);
+                # the annotation tells a stopped Job from one waiting in a queue.
+                await self._patch_job(job_id, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}},
+                                               "spec": {"suspend": True}})
         except NotFound:
             self._cache.stops.discard(job_id)
             if raise_errors:
@@ -243,6 +285,52 @@ class KubernetesRuntime:
                 raise
         else:
             self._cache.stops.discard(job_id)
+
+    async def _patch_job(self, job_id: str, patch: dict) -> None:
+        await call(
+            f"stop Job {job_id}",
+            lambda: self.batch.patch_namespaced_job(
+                job_id, self.namespace, patch, _request_timeout=REQUEST_TIMEOUT
+            ),
+        )
+
+    async def _stop_kueue_job(self, job_id: str) -> None:
+        """Kueue unsuspends a suspended Job whose Workload is admitted, so the stop goes
+        through the Workload: `spec.active: false` (Kueue evicts it and suspends the Job). A
+        Job without a Workload (Kueue has not made one, e.g. its priority class is missing)
+        is deleted: nothing of it ran, and Kueue cannot admit what does not exist."""
+        job = self._cache.jobs.get(job_id) or self.api_client_sanitize(await call(
+            f"read Job {job_id}",
+            lambda: self.batch.read_namespaced_job(job_id, self.namespace, _request_timeout=REQUEST_TIMEOUT),
+        ))
+        uid = job["metadata"]["uid"]
+        listing = await call(
+            f"list the Workloads of Job {job_id}",
+            lambda: self.custom.list_namespaced_custom_object(
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL,
+                label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}", _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        owned = [w for w in listing["items"] if owner_job(w) == (job_id, uid)]
+        if not owned:
+            self._cache.stopped_by_deletion.add(job_id)
+            await self._delete_job(job_id, quiet=False)
+            return
+        for workload in owned:
+            name = workload["metadata"]["name"]
+            await call(
+                f"deactivate Workload {name} of Job {job_id}",
+                lambda: self.custom.patch_namespaced_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL, name, DEACTIVATE,
+                    _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        # Marked once Kueue can no longer admit it: from here the job shows STOPPING.
+        await self._patch_job(job_id, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}})
+
+    def api_client_sanitize(self, obj: Any) -> dict:
+        assert self._api is not None  # started
+        return self._api.sanitize_for_serialization(obj)
 
     async def delete(self, job_id: str) -> None:
         self._cache.deleting.add(job_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.jobs import EventType, JobEvent, JobStatus, Pod, PodPhase
+from app.domain.jobs import EventType, JobEvent, JobStatus, PendingReason, Pod, PodPhase
 from app.runtime.kubernetes.manifests import CONTAINER, JOB_ID_LABEL, STOP_ANNOTATION
 
 # Waiting reasons that mean "this will not start by itself".
@@ -98,6 +98,7 @@ class JobState:
     exit_code: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    pending: PendingReason | None = None  # why a QUEUED job waits
 
 
 def _condition(job: dict, kind: str) -> dict | None:
@@ -107,9 +108,14 @@ def _condition(job: dict, kind: str) -> dict | None:
     return None
 
 
-def job_state(job: dict, pods: list[Pod]) -> JobState:
+def job_state(
+    job: dict, pods: list[Pod], *, waiting: PendingReason | None = None, stop_settled: bool = True
+) -> JobState:
     """suspended = QUEUED, pods pending = PENDING, running = RUNNING, Complete = SUCCEEDED,
-    Failed = FAILED (with the reason); a stop request ends STOPPED once no pod is left."""
+    Failed = FAILED (with the reason). `waiting` is why the pool's queueing system holds the
+    job (a suspended Job under Kueue, an unschedulable gang under Volcano): QUEUED with it.
+    A stop request ends STOPPED once the Job is suspended, no pod is left and (`stop_settled`)
+    the queueing system will not start it again."""
     status = job.get("status") or {}
     spec = job.get("spec") or {}
     annotations = (job.get("metadata") or {}).get("annotations") or {}
@@ -127,12 +133,14 @@ def job_state(job: dict, pods: list[Pod]) -> JobState:
         return JobState(JobStatus.FAILED, reason, last_exit, started, parse_time(failed.get("lastTransitionTime")))
     live = [p for p in pods if p.phase in (PodPhase.PENDING, PodPhase.RUNNING, PodPhase.UNKNOWN)]
     if annotations.get(STOP_ANNOTATION) == "true":
-        if not live and not status.get("active"):
+        if not live and not status.get("active") and spec.get("suspend") and stop_settled:
             return JobState(JobStatus.STOPPED, "stopped by request", None, started, None)
         return JobState(JobStatus.STOPPING, None, None, started)
-    if spec.get("suspend"):
-        return JobState(JobStatus.QUEUED, "waiting for admission", None, started)
-    if any(p.phase is PodPhase.RUNNING for p in pods):
+    running = any(p.phase is PodPhase.RUNNING for p in pods)
+    if spec.get("suspend") or (waiting is not None and not running):
+        reason = waiting.message if waiting is not None else "waiting for admission"
+        return JobState(JobStatus.QUEUED, reason, None, started, pending=waiting)
+    if running:
         return JobState(JobStatus.RUNNING, None, None, started)
     stuck = next((p.reason for p in live if p.reason and p.reason.split(":")[0] in STUCK_REASONS), None)
     return JobState(JobStatus.PENDING, stuck, None, started)

@@ -50,11 +50,15 @@ async def list_then_watch(
         watch = Watch()
         try:
             listing = await list_call(namespace, _request_timeout=REQUEST_TIMEOUT, **kwargs)
-            items = [api.sanitize_for_serialization(i) for i in listing.items]
+            if isinstance(listing, dict):  # custom objects come as plain dicts
+                items, version = listing["items"], listing["metadata"]["resourceVersion"]
+            else:
+                items = [api.sanitize_for_serialization(i) for i in listing.items]
+                version = listing.metadata.resource_version
             apply("LIST", {"items": items})
             backoff = 0.2
             async for event in watch.stream(
-                list_call, namespace, resource_version=listing.metadata.resource_version,
+                list_call, namespace, resource_version=version,
                 allow_watch_bookmarks=True, _request_timeout=WATCH_TIMEOUT, **kwargs,
             ):
                 if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
