@@ -33,6 +33,7 @@ class Broker:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[asyncio.Queue[Any]]] = defaultdict(set)
         self._resync_callbacks: list[Callable[[], None]] = []
+        self._listeners: dict[str, list[Callable[[Any], None]]] = defaultdict(list)
 
     async def start(self) -> None:
         """Nothing to connect in-process."""
@@ -61,8 +62,15 @@ class Broker:
         for topic in topics:
             self.deliver(topic, message)
 
+    def listen(self, topic: str, callback: Callable[[Any], None]) -> None:
+        """Call `callback` with each message of `topic`, synchronously, as it is delivered
+        (for caches that messages invalidate: nothing is queued, nothing can fall behind)."""
+        self._listeners[topic].append(callback)
+
     def deliver(self, topic: str, message: Any) -> None:
-        """Hand a message to this process's subscribers of `topic`."""
+        """Hand a message to this process's listeners and subscribers of `topic`."""
+        for callback in self._listeners.get(topic, ()):
+            callback(message)
         for queue in self._subscribers.get(topic, ()):
             if queue.full():
                 queue.get_nowait()
@@ -97,6 +105,7 @@ def job_topic(job_id: str) -> str:
 
 
 ALL_JOBS_TOPIC = "jobs"
+TOKENS_TOPIC = "tokens"
 
 
 def events_topic(job_id: str) -> str:

@@ -30,10 +30,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from app.core.broker import ALL_JOBS_TOPIC, Broker, events_topic, job_topic
+from app.core.broker import ALL_JOBS_TOPIC, TOKENS_TOPIC, Broker, events_topic, job_topic
 from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
 from app.domain.jobs import Job, JobEvent, utcnow
+from app.domain.tokens import TokenRevoked
 from app.store.db import Database
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository
@@ -200,7 +201,9 @@ class PostgresBroker(Broker):
             self._good_until = max(self._good_until, item.at)
 
     async def _resolve(self, note: dict[str, Any]) -> None:
-        if "snapshot" in note:
+        if "revoked" in note:
+            message = TokenRevoked(note["revoked"])
+        elif "snapshot" in note:
             message = Job.from_dict(note["snapshot"])
         else:
             async with self.db.reader() as session:
@@ -250,6 +253,8 @@ def _payload(topics: tuple[str, ...], message: Any) -> str:
         note = {"topics": topics, "job": message.job_id, "snapshot": message.to_dict()}
     elif isinstance(message, JobEvent):
         note = {"topics": topics, "job": message.job_id, "event": message.key}
+    elif isinstance(message, TokenRevoked):
+        note = {"topics": topics, "revoked": message.token_id}
     else:
         raise TypeError(f"cannot publish {type(message).__name__} across replicas")
     payload = json.dumps(note)
@@ -257,6 +262,12 @@ def _payload(topics: tuple[str, ...], message: Any) -> str:
         note.pop("snapshot")
         payload = json.dumps(note)
     return payload
+
+
+def revocation_payload(token_id: str) -> str:
+    """The notification of a revoked token, sent in the revoking transaction itself (the
+    `jobgraph token revoke` command runs no broker)."""
+    return _payload((TOKENS_TOPIC,), TokenRevoked(token_id))
 
 
 def _before_ping() -> datetime:

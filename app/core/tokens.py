@@ -1,17 +1,30 @@
-"""API tokens: created once, stored hashed, checked on every request."""
+"""API tokens: created once, stored hashed, checked on every request.
+
+Verified tokens are kept in memory, so a request costs no database read to identify its
+caller. A revocation reaches every process at once, without guessing a TTL: the revoking
+transaction NOTIFYs on PostgreSQL (each server's broker hears it and drops the token), and
+on SQLite, where the only other process is `jobgraph token revoke` itself, the revoker
+appends to a stamp file beside the database that the server checks (one stat) on each
+lookup. Expiry is checked on every use from the token's own `expires_at`."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import os
 import re
 import secrets
+from collections import OrderedDict
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from app.core import audit
+from app.core.broker import TOKENS_TOPIC, Broker
+from app.core.pg_broker import CHANNEL, revocation_payload
 from app.domain.errors import NotFound, Unauthenticated, ValidationFailed
 from app.domain.jobs import utcnow
 from app.domain.principal import Principal
-from app.domain.tokens import TokenInfo
+from app.domain.tokens import TokenInfo, TokenRevoked
 from app.store.db import Database
 from app.store.tokens import TokenRepository
 
@@ -21,6 +34,8 @@ TOKEN_PREFIX = "jg_"
 API_TOKEN_ID_PREFIX = "t-"
 SESSION_ID_PREFIX = "s-"
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")
+# Verified tokens kept; the least recently used go first past this.
+MAX_CACHED_TOKENS = 10_000
 
 
 def hash_token(secret: str) -> str:
@@ -44,9 +59,29 @@ def _new_token(
     return token, secret
 
 
+def _stamp_state(path: Path | None) -> tuple[int, int] | None:
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_size, stat.st_mtime_ns
+
+
 class TokenService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, broker: Broker | None = None) -> None:
         self.db = db
+        self._cache: OrderedDict[str, TokenInfo] = OrderedDict()
+        # Bumped by every invalidation: a database read that raced one is not cached.
+        self._generation = 0
+        sqlite_file = db.sqlite_file
+        self._stamp = sqlite_file.with_name(sqlite_file.name + ".revocations") if sqlite_file else None
+        self._stamp_seen = _stamp_state(self._stamp)
+        if broker is not None:
+            broker.listen(TOKENS_TOPIC, self._on_revoked)
+            # Revocations heard of while the broker was cut off may have been missed.
+            broker.on_resync(self.forget_all)
 
     async def create(
         self,
@@ -107,8 +142,7 @@ class TokenService:
 
     async def verify(self, secret: str) -> Principal:
         """The token's principal; `Unauthenticated` saying why when it does not work."""
-        async with self.db.reader() as session:
-            token = await TokenRepository(session).by_hash(hash_token(secret))
+        token = await self._lookup(hash_token(secret))
         if token is None:
             raise Unauthenticated("unknown API token: check it was copied whole, or create one")
         if token.revoked_at is not None:
@@ -116,6 +150,43 @@ class TokenService:
         if token.expires_at is not None and token.expires_at <= utcnow():
             raise Unauthenticated(f"API token {token.id} expired at {token.expires_at.isoformat()}")
         return Principal(user=token.user, is_admin=token.is_admin, groups=token.groups)
+
+    async def _lookup(self, token_hash: str) -> TokenInfo | None:
+        self._check_stamp()
+        token = self._cache.get(token_hash)
+        if token is not None:
+            self._cache.move_to_end(token_hash)
+            return token
+        generation = self._generation
+        async with self.db.reader() as session:
+            token = await TokenRepository(session).by_hash(token_hash)
+        # Unknown and revoked tokens are not kept: only what a revocation can invalidate.
+        if token is not None and token.revoked_at is None and generation == self._generation:
+            self._cache[token_hash] = token
+            while len(self._cache) > MAX_CACHED_TOKENS:
+                self._cache.popitem(last=False)
+        return token
+
+    def _check_stamp(self) -> None:
+        if self._stamp is None:
+            return
+        state = _stamp_state(self._stamp)
+        if state != self._stamp_seen:
+            self._stamp_seen = state
+            self.forget_all()
+
+    def _on_revoked(self, message: TokenRevoked) -> None:
+        self.forget(message.token_id)
+
+    def forget(self, token_id: str) -> None:
+        self._generation += 1
+        for key in [k for k, t in self._cache.items() if t.id == token_id]:
+            del self._cache[key]
+
+    def forget_all(self) -> None:
+        """Drop every cached token (e.g. when revocations may have been missed)."""
+        self._generation += 1
+        self._cache.clear()
 
     async def list(self) -> list[TokenInfo]:
         async with self.db.reader() as session:
@@ -125,9 +196,18 @@ class TokenService:
         self, token_id: str, *, revoked_by: Principal | str = "cli", action: str = "token.revoke"
     ) -> None:
         async with self.db.transaction() as session:
-            if not await TokenRepository(session).revoke(token_id, at=utcnow()):
+            tokens = TokenRepository(session)
+            if not await tokens.revoke(token_id, at=utcnow()):
                 raise NotFound(f"no token {token_id!r}")
             await audit.record(session, actor=revoked_by, action=action, detail=token_id)
+            await tokens.announce(CHANNEL, revocation_payload(token_id))
+        if self._stamp is not None:
+            await asyncio.to_thread(self._append_stamp, token_id)
+        self.forget(token_id)
+
+    def _append_stamp(self, token_id: str) -> None:
+        with open(self._stamp, "a", encoding="utf-8") as stamp:
+            stamp.write(f"{utcnow().isoformat()} {token_id}\n")
 
     async def ensure_first_admin(self) -> str | None:
         """On a database with no token at all, create an admin token; return its secret."""

@@ -15,3 +15,10 @@ class TokenInfo:
     created_at: datetime
     expires_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRevoked:
+    """Broker message: drop whatever was cached about this token."""
+
+    token_id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import asyncpg
 from sqlalchemy import event
@@ -116,6 +117,14 @@ class Database:
             if is_unavailable(error) and not isinstance(error, DatabaseUnavailable):
                 raise unavailable(error) from error
             raise
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The database file on SQLite (None on PostgreSQL or in memory)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            return None
+        return Path(url.database)
 
     async def ping(self) -> None:
         try:

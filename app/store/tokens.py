@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.tokens import TokenInfo
+from app.store.notifications import notify
 from app.store.tables import ApiTokenRow
 
 
@@ -62,3 +63,9 @@ class TokenRepository:
         row.revoked_at = row.revoked_at or at
         await self.session.flush()
         return True
+
+    async def announce(self, channel: str, payload: str) -> None:
+        """PostgreSQL: NOTIFY `channel` when this transaction commits (and never if it rolls
+        back), so every replica hears of the change. Nothing elsewhere."""
+        if self.session.bind.dialect.name == "postgresql":
+            await notify(self.session, channel, payload)

@@ -127,7 +127,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
         jobs=jobs,
         ttl_seconds=settings.terminal_ticket_ttl_seconds,
     )
-    tokens = TokenService(db)
+    tokens = TokenService(db, broker=broker)
     limiter = RateLimiter(per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
     identity = IdentityService(tokens=tokens, limiter=limiter, oidc=oidc_verifier(settings))
     services = Services(

@@ -451,16 +451,39 @@ async def test_cold_start_concurrent_requests_share_one_fetch(idp, clock, rsa_ke
 
 async def test_cache_expiry_refetches_and_outage_keeps_stale_keys(idp, clock, rsa_key) -> None:
     verifier = make_verifier(idp, clock, jwks_cache_seconds=300)
-    token = sign(rsa_key, claims_for(idp))
-    await verifier.verify(token)
+    # A new token each time: a token verified before is not checked against the keys again.
+    await verifier.verify(sign(rsa_key, claims_for(idp, jti="1")))
     clock.advance(300)
-    await verifier.verify(token)
+    await verifier.verify(sign(rsa_key, claims_for(idp, jti="2")))
     assert idp.jwks_fetches == 2
     # The provider goes down: the cached keys stay in use.
     idp.fail_status = 500
     clock.advance(300)
-    assert (await verifier.verify(token)).user == "alice"
+    assert (await verifier.verify(sign(rsa_key, claims_for(idp, jti="3")))).user == "alice"
     assert idp.jwks_fetches == 3
+
+
+async def test_verified_tokens_are_kept_until_their_exp(idp, clock, rsa_key) -> None:
+    now = [time.time()]
+    verifier = OidcVerifier(
+        OidcConfig(issuer=idp.issuer, audience=AUDIENCE, jwks_url=idp.jwks_url, admin_group=ADMINS),
+        clock=clock, now=lambda: now[0],
+    )
+    token = sign(rsa_key, claims_for(idp, exp=int(now[0]) + 60))
+    assert (await verifier.verify(token, client_addr="10.0.0.1")).user == "alice"
+    # Kept: the provider being away and the key cache having expired change nothing.
+    idp.fail_status = 500
+    clock.advance(10_000)
+    principal = await verifier.verify(token, client_addr="10.0.0.2")
+    assert (principal.user, principal.client_addr) == ("alice", "10.0.0.2")
+    assert idp.jwks_fetches == 1
+    # A tampered copy is another token, verified in full (and refused).
+    head, body, signature = token.split(".")
+    await assert_refused(verifier, f"{head}.{body}.{signature[:-4]}AAAA", "bad signature")
+    # Past its exp (and the clock skew allowed) it is verified again, and refused.
+    idp.fail_status = None
+    now[0] += 3600
+    await assert_refused(verifier, token, "expired")
 
 
 async def test_discovery_when_no_jwks_url(idp, clock, ec_key) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -19,6 +22,9 @@ from app.core.oidc.jwks import JwksCache
 from app.core.oidc.keyset import VerificationKey
 from app.domain.errors import Unauthenticated
 from app.domain.principal import Principal
+
+# Verified tokens remembered until their `exp`; the least recently used go first past this.
+MAX_VERIFIED_TOKENS = 10_000
 
 
 class OidcVerifier:
@@ -46,6 +52,7 @@ class OidcVerifier:
         self._now = now
         self._allowed = frozenset(a for a in config.algorithms if a in KEY_TYPE_OF_ALGORITHM)
         self._registries: dict[str, JWSRegistry] = {}
+        self._verified: OrderedDict[bytes, tuple[Principal, float]] = OrderedDict()
         self.jwks = JwksCache(
             issuer=config.issuer,
             jwks_url=config.jwks_url,
@@ -57,11 +64,28 @@ class OidcVerifier:
         )
 
     async def verify(self, token: str, *, client_addr: str | None = None) -> Principal:
+        # A token verified before is taken on trust until its own `exp`: the signature and
+        # claims cannot have changed (the key is the token's hash, so a tampered copy is
+        # another key and is verified in full).
+        key = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(key)
+        if cached is not None:
+            principal, expires = cached
+            if self._now() < expires:
+                self._verified.move_to_end(key)
+                return replace(principal, client_addr=client_addr)
+            del self._verified[key]
         parsed = parse_compact(token)
         self._check_algorithm(parsed.alg)
         claims = self._verify_signature(parsed, await self._keys_for(parsed))
         check_claims(claims, self.config, now=int(self._now()))
-        return principal_of(claims, self.config, client_addr=client_addr)
+        principal = principal_of(claims, self.config, client_addr=client_addr)
+        expires = claims.get("exp")
+        if isinstance(expires, int | float) and not isinstance(expires, bool):
+            self._verified[key] = (principal, float(expires))
+            while len(self._verified) > MAX_VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
+        return principal
 
     def _check_algorithm(self, alg: str) -> None:
         # KEY_TYPE_OF_ALGORITHM has no "none" and no HS*, whatever the configuration says.
