@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import podfailure
 from .events import NODE
 from .logs import ContainerLog
 from .objects import COMPLETION_INDEX, CONTROLLER_UID, JOB_NAME, TRACKING_FINALIZER, pod_qos
@@ -109,6 +110,7 @@ class JobController:
         self.counted: dict[str, dict[str, tuple[str, int | None]]] = {}
         self.seen: dict[str, dict[str, int | None]] = {}
         self.ignored: set[str] = set()
+        self.fail_job: dict[str, str] = {}  # job uid -> message of the FailJob rule that matched
         self.timers: dict[str, asyncio.Task[None]] = {}
         self.task: asyncio.Task[None] | None = None
 
@@ -182,6 +184,7 @@ class JobController:
                                   svc["metadata"]["name"])
         self.counted.pop(job["metadata"]["uid"], None)
         self.seen.pop(job["metadata"]["uid"], None)
+        self.fail_job.pop(job["metadata"]["uid"], None)
 
     def _drop_finalizer(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         pod = self.store.get("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
@@ -262,7 +265,13 @@ class JobController:
             seen[puid] = index_of(p)
             phase = (p.get("status") or {}).get("phase")
             if phase in ("Succeeded", "Failed") and puid not in counted:
-                counted[puid] = ("ignored" if puid in self.ignored else phase, index_of(p))
+                outcome = "ignored" if puid in self.ignored else phase
+                if outcome == "Failed":
+                    fail_job, count, _ = podfailure.match(spec.get("podFailurePolicy"), p)
+                    outcome = outcome if count else "ignored"
+                    if fail_job:
+                        self.fail_job.setdefault(uid, fail_job)
+                counted[puid] = (outcome, index_of(p))
             if phase in ("Succeeded", "Failed"):
                 self._drop_finalizer(p)
         for puid, idx in list(seen.items()):
@@ -296,8 +305,20 @@ class JobController:
                                f"Deleted pod: {p['metadata']['name']}"))
             active.clear()
 
+        target = next((c for c in conds if c["type"] in ("FailureTarget", "SuccessCriteriaMet")
+                       and c["status"] == "True"), None)
         if finished:
             delete_active()
+        elif target is not None:
+            # Current controllers first record the outcome (FailureTarget/SuccessCriteriaMet)
+            # and add Failed/Complete in a later status update, once no pod of the Job is
+            # left terminating (pkg/controller/job/job_controller.go: newFailureCondition /
+            # newSuccessCondition under delayTerminalCondition(), enactJobFinished "Delaying
+            # marking the Job as finished, because there are still terminating pod(s)").
+            busy = bool(active or terminating)
+            delete_active()
+            if not busy:
+                self._enact_finished(status, conds, target, ts, events)
         elif spec.get("suspend"):
             if set_condition(conds, condition("Suspended", "True", "JobSuspended",
                                               "Job suspended", ts)):
@@ -315,7 +336,9 @@ class JobController:
             ads = spec.get("activeDeadlineSeconds")
             start = parse_time(status["startTime"]) or fake.clock.time()
             fail: tuple[str, str] | None = None
-            if failed > spec.get("backoffLimit", 6):
+            if uid in self.fail_job:  # a pod matched a FailJob rule of the podFailurePolicy
+                fail = ("PodFailurePolicy", self.fail_job[uid])
+            elif failed > spec.get("backoffLimit", 6):
                 fail = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
             elif ads is not None and fake.clock.time() - start >= ads:
                 fail = ("DeadlineExceeded", "Job was active longer than specified deadline")
@@ -325,17 +348,13 @@ class JobController:
                 done = True
             if fail:
                 set_condition(conds, condition("FailureTarget", "True", fail[0], fail[1], ts))
-                set_condition(conds, condition("Failed", "True", fail[0], fail[1], ts))
-                events.append(("Warning", fail[0], fail[1]))
                 delete_active()
+                self.enqueue(ns, name)  # Failed follows in its own update
             elif done:
                 delete_active()
                 set_condition(conds, condition("SuccessCriteriaMet", "True", "CompletionsReached",
                                                "Reached expected number of succeeded pods", ts))
-                set_condition(conds, condition("Complete", "True", "CompletionsReached",
-                                               "Reached expected number of succeeded pods", ts))
-                status["completionTime"] = ts
-                events.append(("Normal", "Completed", "Job completed"))
+                self.enqueue(ns, name)  # Complete follows in its own update
             else:
                 parallelism = spec.get("parallelism", 1)
                 if indexed:
@@ -373,6 +392,21 @@ class JobController:
         if job is not None:
             for type_, reason, message in events:
                 fake.recorder.legacy(job, type_, reason, message, component="job-controller")
+
+    @staticmethod
+    def _enact_finished(status: dict[str, Any], conds: list[dict[str, Any]],
+                        target: dict[str, Any], ts: str,
+                        events: list[tuple[str, str, str]]) -> None:
+        """The terminal condition after the interim one (enactJobFinished; the Failed
+        condition keeps FailureTarget's reason and message, newFailedConditionForFailureTarget)."""
+        reason, message = target.get("reason") or "", target.get("message") or ""
+        if target["type"] == "FailureTarget":
+            set_condition(conds, condition("Failed", "True", reason, message, ts))
+            events.append(("Warning", reason, message))
+        else:
+            set_condition(conds, condition("Complete", "True", reason, message, ts))
+            status["completionTime"] = ts
+            events.append(("Normal", "Completed", "Job completed"))
 
     def _deadline_timer(self, job: dict[str, Any], seconds: float) -> None:
         uid = job["metadata"]["uid"]

@@ -200,6 +200,11 @@ def forbidden(field: str, detail: str) -> FieldError:
     return FieldError("FieldValueForbidden", field, f"Forbidden: {detail}")
 
 
+def too_many(field: str, actual: int, limit: int) -> FieldError:
+    return FieldError("FieldValueTooMany", field,
+                      f"Too many: {actual}: must have at most {limit} items")
+
+
 def too_long(field: str, limit: int) -> FieldError:
     return FieldError("FieldValueTooLong", field, f"Too long: may not be more than {limit} bytes")
 

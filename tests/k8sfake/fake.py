@@ -391,6 +391,24 @@ class FakeKubernetes:
             if uid == p["metadata"]["uid"] and container in (None, cname):
                 self.kubelet._signal(run, sig)
 
+    def evict(self, pod: str, namespace: str | None = None, *,
+              reason: str = "EvictionByEvictionAPI",
+              message: str = "Eviction API: evicting") -> dict[str, Any]:
+        """What a node drain does through the Eviction API (kubernetes
+        pkg/registry/core/pod/storage/eviction.go, addConditionAndDeletePod): the pod gets the
+        DisruptionTarget condition, then is deleted gracefully; the kubelet stops it, and with
+        restartPolicy Never it ends Failed. (PodDisruptionBudgets are not modelled.)"""
+        ns = namespace or self.namespace
+        p = self.store.require("pods", ns, pod)
+        conds = p.setdefault("status", {}).setdefault("conditions", [])
+        conds[:] = [c for c in conds if c.get("type") != "DisruptionTarget"]
+        conds.append({"type": "DisruptionTarget", "status": "True", "reason": reason,
+                      "message": message, "lastProbeTime": None,
+                      "lastTransitionTime": self.clock.rfc3339()})
+        self.store.replace("pods", p)
+        grace = int(p["spec"].get("terminationGracePeriodSeconds", 30))
+        return self.store.mark_deleted("pods", ns, pod, grace=grace)
+
     def quit_sidecars(self, pod: str, namespace: str | None = None) -> None:
         """What a job's wrapper does with ``curl -X POST localhost:15020/quitquitquit``: the
         injected proxies of the pod exit 0 (tests/k8sfake/sidecars.py)."""

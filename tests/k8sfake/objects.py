@@ -12,6 +12,7 @@ from typing import Any
 
 from . import errors
 from .errors import FieldError
+from . import podfailure
 from .metadata import validate_object_meta
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -108,6 +109,7 @@ def default_job(job: dict[str, Any], uid: str) -> dict[str, Any]:
     spec.setdefault("backoffLimit", 6)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
+    podfailure.default(job)
     if not spec.get("podFailurePolicy"):
         spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
     if not spec.get("manualSelector"):
@@ -149,6 +151,7 @@ def validate_job(job: dict[str, Any]) -> list[FieldError]:
         errs.append(errors.required("spec.completions",
                                     "when completion mode is Indexed"))
     errs += validate_pod_spec(spec["template"]["spec"], "spec.template.spec", job=True)
+    errs += podfailure.validate(job)
     return errs
 
 

@@ -62,3 +62,42 @@ async def test_metadata_the_apiserver_refuses_is_a_422_status(
     assert cause in status["message"]
     [first] = status["details"]["causes"][:1]
     assert first["field"] == "metadata.labels" and first["reason"] == "FieldValueInvalid"
+
+
+async def test_pod_failure_policy_and_the_two_step_terminal_condition(
+        fake: FakeKubernetes, batch: client.BatchV1Api) -> None:
+    seen: list[list[str]] = []
+    fake.store.listeners.append(lambda ev: seen.append(
+        [c["type"] for c in (ev.new.get("status") or {}).get("conditions") or []])
+        if ev.resource == "jobs" else None)
+    policy = {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+        {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In",
+                                              "values": [3]}}]}
+    created = await batch.create_namespaced_job("default", job_manifest(
+        "pfp", ["sh", "-c", "exit 3"], podFailurePolicy=policy))
+    assert created.spec.pod_replacement_policy == "Failed"
+    assert created.spec.pod_failure_policy.rules[0].on_pod_conditions[0].status == "True"
+    job = await fake.wait_job_condition("pfp", "Failed")
+    target, failed = (next(c for c in job["status"]["conditions"] if c["type"] == t)
+                      for t in ("FailureTarget", "Failed"))
+    assert target["reason"] == failed["reason"] == "PodFailurePolicy"
+    assert target["message"].startswith("Container main for pod default/pfp-")
+    assert target["message"].endswith("failed with exit code 3 matching FailJob rule at index 1")
+    # FailureTarget was written alone first; Failed came in a later update.
+    first = next(i for i, types in enumerate(seen) if "FailureTarget" in types)
+    assert "Failed" not in seen[first]
+    assert job["status"].get("failed") == 1
+
+
+async def test_a_pod_failure_policy_needs_restart_policy_never(batch: client.BatchV1Api) -> None:
+    body = job_manifest("pfp", ["true"], restart_policy="OnFailure", podFailurePolicy={
+        "rules": [{"action": "FailIndex", "onExitCodes": {"operator": "In", "values": [0]}}]})
+    with pytest.raises(ApiException) as refused:
+        await batch.create_namespaced_job("default", body)
+    assert refused.value.status == 422
+    causes = {c["field"]: c["message"] for c in json.loads(refused.value.body)["details"]["causes"]}
+    assert causes["spec.template.spec.restartPolicy"].endswith(
+        'only "Never" is supported when podFailurePolicy is specified')
+    assert "backoffLimitPerIndex" in causes["spec.podFailurePolicy.rules[0].action"]
+    assert "must not be 0" in causes["spec.podFailurePolicy.rules[0].onExitCodes.values[0]"]

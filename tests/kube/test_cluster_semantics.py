@@ -11,6 +11,7 @@ import pytest
 
 from app.domain.errors import Conflict
 from app.domain.jobs import JobStatus, Pod
+from app.runtime.base import JobUpdate
 from tests.k8sfake import Delays
 from tests.kube.test_runtime import Harness, harness
 
@@ -26,6 +27,17 @@ async def _pod(h: Harness, job_id: str, check: Callable[[Pod], bool], timeout: f
                     found = next((p for p in update.pods or () if check(p)), None)
                     if found is not None:
                         return found
+            await h.next_update()
+
+
+async def _update(h: Harness, job_id: str, check: Callable[[JobUpdate], bool],
+                  timeout: float = 30) -> JobUpdate:
+    """The first update of the job that passes `check` (waiting for it)."""
+    async with asyncio.timeout(timeout):
+        while True:
+            found = next((u for u in h.updates if u.job_id == job_id and check(u)), None)
+            if found is not None:
+                return found
             await h.next_update()
 
 
@@ -59,3 +71,88 @@ async def test_the_main_container_is_read_by_name_behind_an_injected_sidecar(h):
     h.fake.quit_sidecars(pod.name)
     failed = await h.status(job.job_id, JobStatus.FAILED)
     assert failed.exit_code == 3
+
+
+def _index(pod: dict) -> str:
+    return pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+
+
+def _running(h: Harness, job_id: str) -> list[dict]:
+    return [p for p in h.fake.pods_of(job_id) if p["status"].get("phase") == "Running"
+            and not p["metadata"].get("deletionTimestamp")]
+
+
+async def test_a_drained_pod_is_replaced_without_using_up_a_retry(h):
+    job = h.job("while :; do sleep 0.05; done", replicas=2)  # maxRetries 0
+    await h.runtime.submit(job)
+    await h.status(job.job_id, JobStatus.RUNNING)
+    pods = await h.fake.wait_for(lambda: len(_running(h, job.job_id)) == 2 and _running(
+        h, job.job_id))
+    victim = next(p for p in pods if _index(p) == "1")["metadata"]["name"]
+    h.fake.evict(victim)  # a node drain: DisruptionTarget, then a graceful delete
+    replaced = await h.fake.wait_for(lambda: [
+        p for p in _running(h, job.job_id)
+        if _index(p) == "1" and p["metadata"]["name"] != victim])
+    assert replaced and not h.fake.job(job.job_id)["status"].get("failed")
+    last = next(u for u in reversed(h.updates) if u.job_id == job.job_id and u.status)
+    assert last.status is JobStatus.RUNNING
+    await h.runtime.delete(job.job_id)
+
+
+async def test_a_failed_rank_runs_the_whole_job_again_under_max_retries(h):
+    # Attempt 1: rank 1 fails, rank 0 would wait forever in its rendezvous. Attempt 2: both
+    # ranks run from the start and succeed.
+    job = h.job(
+        'if [ -e "$HOME/attempt-1-failed" ]; then echo "rank $RANK again"; exit 0; fi; '
+        'if [ "$RANK" = 1 ]; then touch "$HOME/attempt-1-failed"; exit 3; fi; '
+        "while :; do sleep 0.05; done",
+        replicas=2, max_retries=1)
+    await h.runtime.submit(job)
+    retrying = await _update(h, job.job_id, lambda u: u.status is JobStatus.PENDING
+                             and "retrying" in (u.reason or ""))
+    assert retrying.reason.startswith("attempt 1 of 2 failed (PodFailurePolicy: Container main")
+    done = await h.status(job.job_id, JobStatus.SUCCEEDED, JobStatus.FAILED, timeout=30)
+    assert done.status is JobStatus.SUCCEEDED, done
+    retried = [e for u in h.updates if u.job_id == job.job_id for e in u.events
+               if e.reason == "Retried"]
+    assert len(retried) == 1 and "starting attempt 2 with all 2 replicas" in retried[0].message
+    creates = [r.body for r in h.fake.calls("POST", "/apis/batch/v1/namespaces/default/jobs")
+               if r.body["metadata"]["name"] == job.job_id]
+    assert [c["metadata"]["annotations"]["jobgraph.io/attempt"] for c in creates] == ["1", "2"]
+    [delete] = h.fake.calls("DELETE", f"/apis/batch/v1/namespaces/default/jobs/{job.job_id}")
+    assert delete.param("propagationPolicy") == "Foreground"
+    await h.runtime.delete(job.job_id)
+
+
+async def test_the_outcome_is_known_before_every_pod_has_terminated(tmp_path):
+    # Rank 0 ignores SIGTERM: it keeps terminating (up to its grace period) after rank 1 failed.
+    async for h in harness(tmp_path, delays=Delays(max_grace=60)):
+        job = h.job('if [ "$RANK" = 1 ]; then exit 1; fi; trap "" TERM; '
+                    "while :; do sleep 0.05; done", replicas=2)
+        await h.runtime.submit(job)
+        failed = await h.status(job.job_id, JobStatus.FAILED, timeout=20)
+        assert failed.reason.startswith("PodFailurePolicy: ")
+        conditions = {c["type"] for c in h.fake.job(job.job_id)["status"]["conditions"]}
+        assert "FailureTarget" in conditions and "Failed" not in conditions
+        [terminating] = [p for p in h.fake.pods_of(job.job_id)
+                         if p["metadata"].get("deletionTimestamp")
+                         and p["status"]["phase"] == "Running"]
+        h.fake.terminate_container(terminating["metadata"]["name"], sig=9)
+        await h.fake.wait_job_condition(job.job_id, "Failed")
+
+
+async def test_the_timeout_counts_running_time_not_waiting(tmp_path):
+    async for h in harness(tmp_path, delays=Delays(pull=100)):
+        job = h.job("while :; do sleep 0.05; done", timeout_seconds=30)
+        await h.runtime.submit(job)
+        await h.status(job.job_id, JobStatus.PENDING)
+        await h.fake.advance(100)  # the image pull: 100 s of waiting, past the timeout
+        await h.status(job.job_id, JobStatus.RUNNING)
+        deadline = await h.fake.wait_for(
+            lambda: h.fake.job(job.job_id)["spec"].get("activeDeadlineSeconds"))
+        assert 130 <= deadline <= 132  # 30 s of running after 100 s of waiting
+        await h.fake.advance(deadline - 100 - 5)
+        assert h.fake.job(job.job_id)["status"].get("conditions") in (None, [])
+        await h.fake.advance(10)
+        failed = await h.status(job.job_id, JobStatus.FAILED)
+        assert failed.reason == "DeadlineExceeded"

@@ -67,7 +67,12 @@ async def test_a_job_runs_to_success_with_pods_events_and_logs(cluster, tmp_path
     assert meta["labels"]["team"] == "vision"
     assert meta["annotations"]["jobgraph.io/name"] == "训练 任务 ✓"
     spec = manifest["spec"]
-    assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 600
+    # timeoutSeconds counts from the first running pod: the deadline is set once one runs.
+    assert spec["backoffLimit"] == 2 and "activeDeadlineSeconds" not in spec
+    assert meta["annotations"]["jobgraph.io/timeout-seconds"] == "600"
+    assert spec["podFailurePolicy"]["rules"] == [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    ]
     pod_spec = spec["template"]["spec"]
     assert pod_spec["restartPolicy"] == "Never"
     assert pod_spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}

@@ -46,7 +46,12 @@ def test_a_single_replica_job():
                                        "jobgraph.io/job-id": "j-abc", "jobgraph.io/pool": "p"}
     assert m["metadata"]["annotations"]["jobgraph.io/name"] == "名字"
     spec = m["spec"]
-    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["completions"]) == (3, 60, 1)
+    assert (spec["backoffLimit"], spec["completions"]) == (3, 1)
+    # The deadline is set when the first pod runs; disruptions do not use up retries.
+    assert "activeDeadlineSeconds" not in spec
+    assert m["metadata"]["annotations"]["jobgraph.io/timeout-seconds"] == "60"
+    assert spec["podFailurePolicy"] == {"rules": [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
     assert "completionMode" not in spec and "suspend" not in spec
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never" and pod["nodeSelector"] == {"pool": "a"}
@@ -69,6 +74,12 @@ def test_replicas_kueue_volcano_and_priorities():
     assert env["RANK"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.annotations['batch.kubernetes.io/job-completion-index']")
     assert env["MASTER_ADDR"]["value"] == "j-abc-0.j-abc" and env["WORLD_SIZE"]["value"] == "4"
+    # A rank's failure fails the whole Job at once; jobgraph runs all ranks again.
+    assert m["spec"]["backoffLimit"] == 0
+    assert m["spec"]["podFailurePolicy"]["rules"][1] == {"action": "FailJob", "onExitCodes": {
+        "containerName": "main", "operator": "NotIn", "values": [0]}}
+    assert m["metadata"]["annotations"]["jobgraph.io/attempt"] == "1"
+    assert m["metadata"]["annotations"]["jobgraph.io/attempts"] == "1"
 
     v = job_manifest(job(priority=5), options(queueing="volcano", priorityClasses=classes))
     pod = v["spec"]["template"]
@@ -117,6 +128,18 @@ def test_statuses_from_job_and_pods():
     complete = {"spec": {}, "status": {"completionTime": "2025-01-02T03:04:05Z", "conditions": [
         {"type": "Complete", "status": "True"}]}}
     assert job_state(complete, []).status is JobStatus.SUCCEEDED
+    # The interim conditions of current Job controllers already are the outcome.
+    criteria_met = {"spec": {}, "status": {"conditions": [
+        {"type": "SuccessCriteriaMet", "status": "True", "reason": "CompletionsReached",
+         "lastTransitionTime": "2025-01-02T03:04:05Z"}]}}
+    state = job_state(criteria_met, [running])
+    assert state.status is JobStatus.SUCCEEDED and state.finished_at is not None
+    target = {"spec": {}, "status": {"conditions": [
+        {"type": "FailureTarget", "status": "True", "reason": "PodFailurePolicy",
+         "message": "Container main for pod default/p failed with exit code 3 matching FailJob "
+                    "rule at index 1"}]}}
+    state = job_state(target, [running])
+    assert state.status is JobStatus.FAILED and state.reason.startswith("PodFailurePolicy: ")
     stopping = {"metadata": {"annotations": {"jobgraph.io/stop-requested": "true"}},
                 "spec": {"suspend": True}, "status": {}}
     assert job_state(stopping, [running]).status is JobStatus.STOPPING

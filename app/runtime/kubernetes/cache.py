@@ -13,11 +13,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from app.domain.errors import NotFound
-from app.domain.jobs import Job, JobStatus, utcnow
+from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, PodPhase, utcnow
 from app.runtime.base import JobUpdate
 from app.runtime.kubernetes.queueing import NoQueue, QueueView
 from app.runtime.kubernetes.translate import (
     ENDED,
+    JobState,
+    attempts_of,
+    deadline_seconds,
+    next_attempt,
     event_of,
     event_sort_key,
     gone_pod,
@@ -40,17 +44,28 @@ class ClusterCache:
         apply_stop: Callable[[str], None],
         resubmit: Callable[[Job], None],
         queue: QueueView | None = None,
+        end_attempt: Callable[[str], None] = lambda job_id: None,
+        start_attempt: Callable[[str, int], None] = lambda job_id, attempt: None,
+        set_deadline: Callable[[str, int], None] = lambda job_id, seconds: None,
     ) -> None:
         """`emit` takes every update; `is_archived(job_id, pod)` tells whether a pod's log is
-        kept already; `archive_pod_log(job_id, pod)`, `apply_stop(job_id)` and
-        `resubmit(job)` start that work in the background. `queue` is the pool's queueing
-        system's view (Kueue Workloads, Volcano PodGroups)."""
+        kept already; `archive_pod_log(job_id, pod)`, `apply_stop(job_id)`,
+        `resubmit(job)`, `end_attempt(job_id)` (delete the failed attempt's Job and its
+        pods), `start_attempt(job_id, attempt)` and `set_deadline(job_id, seconds)` start
+        that work in the background. `queue` is the pool's queueing system's view (Kueue
+        Workloads, Volcano PodGroups)."""
         self._emit = emit
         self._is_archived = is_archived
         self._archive_pod_log = archive_pod_log
         self._apply_stop = apply_stop
         self._resubmit = resubmit
         self.queue: QueueView = queue or NoQueue()
+        self._end_attempt = end_attempt
+        self._start_attempt = start_attempt
+        self._set_deadline = set_deadline
+        # Multi-replica jobs whose failed attempt is being deleted -> the attempt to start.
+        self.retrying: dict[str, int] = {}
+        self._deadlines_set: set[str] = set()  # uids of Jobs given their activeDeadlineSeconds
         self.jobs: dict[str, dict] = {}  # job id -> Job object
         self.pods: dict[str, dict] = {}  # pod name -> Pod object
         # Pods that went away (a stop, a retry's failed pod being cleaned up): still shown
@@ -126,6 +141,10 @@ class ClusterCache:
 
     def _job_vanished(self, job_id: str) -> None:
         self._reported.pop(job_id, None)
+        if job_id in self.retrying:
+            # The failed attempt's Job went with all its pods (foreground deletion): run again.
+            self._start_attempt(job_id, self.retrying.pop(job_id))
+            return
         self._gone.pop(job_id, None)
         if job_id in self.deleting:
             self.deleting.discard(job_id)
@@ -227,6 +246,11 @@ class ClusterCache:
             waiting=self.queue.waiting(job_id, job),
             stop_settled=self.queue.stop_settled(job_id, job),
         )
+        events: tuple[JobEvent, ...] = ()
+        if (attempt := next_attempt(job, state)) is not None:
+            state, events = self._retry(job_id, job, state, attempt)
+        elif not state.status.is_final:
+            self._deadline(job_id, job, pods)
         snapshot = (state, tuple(pods))
         if self._reported.get(job_id) == snapshot:
             return
@@ -243,6 +267,7 @@ class ClusterCache:
                 # keep the pods the database has.
                 pods=tuple(pods) if pods or not state.status.is_final else None,
                 pending_reason=state.pending,
+                events=events,
             )
         )
 
@@ -252,6 +277,34 @@ class ClusterCache:
         for job_id in self.queue.apply(kind, obj):
             self._report(job_id)
         self._match_unmatched()
+
+    def _retry(
+        self, job_id: str, job: dict, state: JobState, attempt: int
+    ) -> tuple[JobState, tuple[JobEvent, ...]]:
+        """A failed attempt of a multi-replica job with retries left: shown PENDING while its
+        Job and pods go, then the next attempt starts (`_job_vanished`)."""
+        allowed = (attempts_of(job) or (attempt, attempt))[1]
+        reason = f"attempt {attempt - 1} of {allowed} failed ({state.reason}); retrying"
+        events: tuple[JobEvent, ...] = ()
+        if job_id not in self.retrying:
+            self.retrying[job_id] = attempt
+            self._end_attempt(job_id)
+            events = (JobEvent(
+                job_id=job_id, reason="Retried", type=EventType.WARNING, timestamp=utcnow(),
+                message=f"attempt {attempt - 1} of {allowed} failed: {state.reason}; "
+                        f"starting attempt {attempt} with all {_replicas(job)} replicas",
+                key=f"jobgraph:retry:{job_id}:{attempt}",
+            ),)
+        return JobState(JobStatus.PENDING, reason, None, state.started_at), events
+
+    def _deadline(self, job_id: str, job: dict, pods: list[Pod]) -> None:
+        uid = (job.get("metadata") or {}).get("uid") or ""
+        if uid in self._deadlines_set:
+            return
+        seconds = deadline_seconds(job, [p for p in pods if p.phase is not PodPhase.PENDING])
+        if seconds is not None:
+            self._deadlines_set.add(uid)
+            self._set_deadline(job_id, seconds)
 
     # -- events --------------------------------------------------------------------------
 
@@ -302,3 +355,7 @@ class ClusterCache:
         self._unmatched.extend(e for e in waiting if not self._job_for_event(e))
         if matched:
             self._publish_events(matched, keep_unmatched=False)
+
+
+def _replicas(job: dict) -> int:
+    return int((job.get("spec") or {}).get("completions") or 1)

@@ -15,6 +15,12 @@ POOL_LABEL = "jobgraph.io/pool"
 NAME_ANNOTATION = "jobgraph.io/name"
 OWNER_ANNOTATION = "jobgraph.io/owner"
 STOP_ANNOTATION = "jobgraph.io/stop-requested"
+# Which run of the job this Job is, and how many runs its maxRetries allow (multi-replica
+# jobs are retried whole by jobgraph, see _pod_failure_policy).
+ATTEMPT_ANNOTATION = "jobgraph.io/attempt"
+ATTEMPTS_ANNOTATION = "jobgraph.io/attempts"
+# timeoutSeconds counts from the first running pod: the runtime sets activeDeadlineSeconds then.
+TIMEOUT_ANNOTATION = "jobgraph.io/timeout-seconds"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 VOLCANO_QUEUE_ANNOTATION = "scheduling.volcano.sh/queue-name"
@@ -70,7 +76,21 @@ def _env(job: Job, options: KubernetesPoolOptions) -> list[dict[str, Any]]:
     return env
 
 
-def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
+def _pod_failure_policy(job: Job) -> dict[str, Any]:
+    """A node drain or a preemption (the pod's DisruptionTarget condition) is not the job's
+    failure: the pod is replaced without using up a retry. For several replicas, a rank that
+    exits non-zero fails the whole Job at once (the other ranks would wait in a dead
+    rendezvous); jobgraph then runs all ranks again while maxRetries allows."""
+    rules: list[dict[str, Any]] = [
+        {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+    ]
+    if job.spec.replicas > 1:
+        rules.append({"action": "FailJob", "onExitCodes": {
+            "containerName": CONTAINER, "operator": "NotIn", "values": [0]}})
+    return {"rules": rules}
+
+
+def job_manifest(job: Job, options: KubernetesPoolOptions, *, attempt: int = 1) -> dict[str, Any]:
     image = job.spec.image or options.default_image
     if not image:
         raise ValidationFailed(
@@ -100,15 +120,20 @@ def job_manifest(job: Job, options: KubernetesPoolOptions) -> dict[str, Any]:
         pod_spec["nodeSelector"] = dict(options.node_selector)
     if options.tolerations:
         pod_spec["tolerations"] = list(options.tolerations)
+    if job.spec.replicas > 1:
+        annotations[ATTEMPT_ANNOTATION] = str(attempt)
+        annotations[ATTEMPTS_ANNOTATION] = str(job.spec.max_retries + 1)
+    if job.spec.timeout_seconds:
+        annotations[TIMEOUT_ANNOTATION] = str(job.spec.timeout_seconds)
     spec: dict[str, Any] = {
-        "backoffLimit": job.spec.max_retries,
+        # Several replicas: no pod is replaced after a failure, the whole job is run again.
+        "backoffLimit": 0 if job.spec.replicas > 1 else job.spec.max_retries,
+        "podFailurePolicy": _pod_failure_policy(job),
         "completions": job.spec.replicas,
         "parallelism": job.spec.replicas,
         "template": {"metadata": {"labels": {**labels, **user_labels}, "annotations": dict(annotations)},
                      "spec": pod_spec},
     }
-    if job.spec.timeout_seconds:
-        spec["activeDeadlineSeconds"] = job.spec.timeout_seconds
     if job.spec.replicas > 1:
         spec["completionMode"] = "Indexed"
         pod_spec["subdomain"] = job.job_id

@@ -95,7 +95,7 @@ class KubernetesRuntime:
         self._updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
         self._queue = queue_view(self.options.queueing)
         self._cache = ClusterCache(
-            emit=self._updates.put_nowait,
+            emit=self._emit,
             is_archived=self._archive.has,
             archive_pod_log=lambda job_id, pod_name: self._spawn(
                 self._logs.archive_pod_log(job_id, pod_name)
@@ -103,7 +103,13 @@ class KubernetesRuntime:
             apply_stop=lambda job_id: self._spawn(self._apply_stop(job_id, raise_errors=False)),
             resubmit=lambda job: self._spawn(self._resubmit(job)),
             queue=self._queue,
+            end_attempt=lambda job_id: self._spawn(self._end_attempt(job_id)),
+            start_attempt=lambda job_id, attempt: self._spawn(self._start_attempt(job_id, attempt)),
+            set_deadline=lambda job_id, seconds: self._spawn(self._set_deadline(job_id, seconds)),
         )
+        # The specs of the jobs not final yet (submitted here, or adopted at start), to run a
+        # multi-replica job again; dropped when the job ends.
+        self._specs: dict[str, Job] = {}
         self._logs = PodLogs(self._archive, self._cache, self._read_pod_log)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
@@ -139,6 +145,7 @@ class KubernetesRuntime:
         self.custom = CustomObjectsApi(self._api)
         # Jobs the database holds as not final; checked against the first listing.
         self._cache.adopt(active_jobs)
+        self._specs.update({job.job_id: job for job in active_jobs})
         log.info("k8s.start", pool=self.pool.id, server=self._configuration.host,
                  namespace=self.namespace)
         self._tasks = [
@@ -207,8 +214,17 @@ class KubernetesRuntime:
     def validate(self, job: Job) -> None:
         job_manifest(job, self.options)  # raises ValidationFailed (e.g. no image anywhere)
 
+    def _emit(self, update: JobUpdate) -> None:
+        if update.status is not None and update.status.is_final:
+            self._specs.pop(update.job_id, None)
+        self._updates.put_nowait(update)
+
     async def submit(self, job: Job) -> None:
-        manifest = job_manifest(job, self.options)
+        self._specs[job.job_id] = job
+        await self._create(job, attempt=1)
+
+    async def _create(self, job: Job, *, attempt: int) -> None:
+        manifest = job_manifest(job, self.options, attempt=attempt)
         self._cache.known.add(job.job_id)
         try:
             # A retried create (after a 5xx or a dropped answer) meets the first one as 409.
@@ -360,12 +376,55 @@ class KubernetesRuntime:
                 raise
             log.warning("k8s.delete_failed", job_id=job_id, error=error.message)
 
+    async def _end_attempt(self, job_id: str) -> None:
+        """Foreground: the Job stays until its pods (and Service) are gone, so the next
+        attempt's ranks never meet this one's."""
+        try:
+            await call(
+                f"delete Job {job_id}",
+                lambda: self.batch.delete_namespaced_job(
+                    job_id, self.namespace, propagation_policy="Foreground",
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        except NotFound:
+            pass  # gone already: the next attempt starts on its deletion
+        except DomainError as error:
+            self._cache.retrying.pop(job_id, None)
+            self._emit(JobUpdate(job_id=job_id, status=JobStatus.FAILED, finished_at=utcnow(),
+                                 reason=f"could not retry: {error.message}"))
+
+    async def _start_attempt(self, job_id: str, attempt: int) -> None:
+        job = self._specs.get(job_id)
+        if job is None:
+            self._emit(JobUpdate(job_id=job_id, status=JobStatus.FAILED, finished_at=utcnow(),
+                                 reason=f"could not start attempt {attempt}: the job is unknown"))
+            return
+        try:
+            await self._create(job, attempt=attempt)
+        except Exception as error:  # noqa: BLE001 - whatever stops it is the job's outcome
+            reason = getattr(error, "message", str(error))
+            self._emit(JobUpdate(job_id=job_id, status=JobStatus.FAILED, finished_at=utcnow(),
+                                 reason=f"could not start attempt {attempt}: {reason}"))
+
+    async def _set_deadline(self, job_id: str, seconds: int) -> None:
+        patch = {"spec": {"activeDeadlineSeconds": seconds}}
+        try:
+            await call(
+                f"set the deadline of Job {job_id}",
+                lambda: self.batch.patch_namespaced_job(
+                    job_id, self.namespace, patch, _request_timeout=REQUEST_TIMEOUT
+                ),
+            )
+        except DomainError as error:
+            log.warning("k8s.deadline_failed", job_id=job_id, error=error.message)
+
     async def _resubmit(self, job: Job) -> None:
         try:
             await self.submit(job)
         except Exception as error:  # noqa: BLE001 - whatever stops it is the job's outcome
             reason = getattr(error, "message", str(error))
-            self._updates.put_nowait(
+            self._emit(
                 JobUpdate(job_id=job.job_id, status=JobStatus.FAILED, finished_at=utcnow(), reason=reason)
             )
 

@@ -3,12 +3,20 @@ pods and events."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from app.domain.jobs import EventType, JobEvent, JobStatus, PendingReason, Pod, PodPhase
-from app.runtime.kubernetes.manifests import CONTAINER, JOB_ID_LABEL, STOP_ANNOTATION
+from app.runtime.kubernetes.manifests import (
+    ATTEMPT_ANNOTATION,
+    ATTEMPTS_ANNOTATION,
+    CONTAINER,
+    JOB_ID_LABEL,
+    STOP_ANNOTATION,
+    TIMEOUT_ANNOTATION,
+)
 
 # Waiting reasons that mean "this will not start by itself".
 STUCK_REASONS = frozenset(
@@ -123,10 +131,12 @@ def job_state(
     failed_pods = [p for p in pods if p.phase is PodPhase.FAILED]
     last_exit = failed_pods[-1].exit_code if failed_pods else None
 
-    if complete := _condition(job, "Complete"):
+    # Current Job controllers record the outcome first (SuccessCriteriaMet, FailureTarget)
+    # and add Complete/Failed only once every pod has terminated: the outcome is known then.
+    if complete := _condition(job, "Complete") or _condition(job, "SuccessCriteriaMet"):
         finished = parse_time(status.get("completionTime") or complete.get("lastTransitionTime"))
         return JobState(JobStatus.SUCCEEDED, None, 0, started, finished)
-    if failed := _condition(job, "Failed"):
+    if failed := _condition(job, "Failed") or _condition(job, "FailureTarget"):
         reason = failed.get("reason") or "Failed"
         if failed.get("message") and reason not in ("DeadlineExceeded",):
             reason = f"{reason}: {failed['message']}"
@@ -144,6 +154,55 @@ def job_state(
         return JobState(JobStatus.RUNNING, None, None, started)
     stuck = next((p.reason for p in live if p.reason and p.reason.split(":")[0] in STUCK_REASONS), None)
     return JobState(JobStatus.PENDING, stuck, None, started)
+
+
+# Failures after which a multi-replica job is run again (a rank's non-zero exit matched the
+# FailJob rule, or a pod failed in a way no rule matched).
+RETRIED_REASONS = ("PodFailurePolicy", "BackoffLimitExceeded")
+
+
+def attempts_of(job: dict) -> tuple[int, int] | None:
+    """(this attempt, attempts allowed) of a multi-replica Job; None for others."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    try:
+        return int(annotations[ATTEMPT_ANNOTATION]), int(annotations[ATTEMPTS_ANNOTATION])
+    except (KeyError, ValueError):
+        return None
+
+
+def next_attempt(job: dict, state: JobState) -> int | None:
+    """The attempt to run after this failed one, if maxRetries allows another."""
+    attempts = attempts_of(job)
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    if (
+        attempts is None
+        or state.status is not JobStatus.FAILED
+        or not (state.reason or "").startswith(RETRIED_REASONS)
+        or annotations.get(STOP_ANNOTATION) == "true"
+    ):
+        return None
+    attempt, allowed = attempts
+    return attempt + 1 if attempt < allowed else None
+
+
+def deadline_seconds(job: dict, pods: list[Pod]) -> int | None:
+    """activeDeadlineSeconds that ends the Job `timeoutSeconds` after its first pod started
+    running (the Job controller counts from the Job's startTime, which on a pool without
+    Kueue is its creation: queue time would count). None until a pod runs, or once set."""
+    annotations = (job.get("metadata") or {}).get("annotations") or {}
+    spec = job.get("spec") or {}
+    if TIMEOUT_ANNOTATION not in annotations or spec.get("activeDeadlineSeconds") is not None:
+        return None
+    started = [p.started_at for p in pods if p.started_at is not None]
+    if not started:
+        return None
+    try:
+        timeout = int(annotations[TIMEOUT_ANNOTATION])
+    except ValueError:
+        return None
+    job_start = parse_time((job.get("status") or {}).get("startTime"))
+    waited = (min(started) - job_start).total_seconds() if job_start else 0.0
+    return timeout + max(0, math.ceil(waited))
 
 
 def job_id_of(obj: dict) -> str | None:
