@@ -61,8 +61,9 @@ def http_status(code: str | None, *, invalid_argument: int = 400) -> int:
     return HTTP_STATUS.get(code or INTERNAL, 500)
 
 
-def ok(data: Any = None, message: str = "") -> JSONResponse:
-    return JSONResponse({"success": True, "data": data, "message": message})
+def ok(data: Any = None, message: str = "") -> dict[str, Any]:
+    """A success envelope; FastAPI validates it against the route's response model."""
+    return {"success": True, "data": data, "message": message}
 
 
 def failure_body(error: RestError) -> dict[str, Any]:

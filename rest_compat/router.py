@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
-from starlette.responses import JSONResponse
 
 from app.domain.errors import DomainError, PayloadTooLarge, RateLimited
 from app.graphql.context import GraphQLContext
@@ -96,7 +95,7 @@ def rest_router(operations: Operations) -> APIRouter:
     async def list_jobs(
         request: Request, context: Context,
         resourcePoolId: str | None = None, queueID: str | None = None,
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
         body = await json_body(request)
         variables = shapes.list_variables(body, resource_pool_id=resourcePoolId, queue=queueID)
         page = await run("RestListJobs", variables, context, field="jobs",
@@ -108,7 +107,7 @@ def rest_router(operations: Operations) -> APIRouter:
         responses={422: {"model": models.ErrorEnvelope, "description": "Invalid job spec"}},
         openapi_extra=_body_doc(*models.CREATE_SHAPES),
     )
-    async def create_job(request: Request, context: Context) -> JSONResponse:
+    async def create_job(request: Request, context: Context) -> dict[str, Any]:
         body = await json_body(request)
         variables = {"input": shapes.create_input(
             body, idempotency_key=request.headers.get("idempotency-key"))}
@@ -121,20 +120,20 @@ def rest_router(operations: Operations) -> APIRouter:
     async def get_job(
         jobId: str, context: Context,
         needDetail: Annotated[bool, Query(description="Accepted; details always come.")] = True,
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
         job = shapes.legacy_job(await run("RestGetJob", {"jobId": jobId}, context, field="job"))
         return ok({**job, "job": job})
 
     @router.post("/jobs/{jobId}/stop", summary="Stop a job",
                  response_model=models.Envelope[models.StoppedJob],
                  responses={409: {"model": models.ErrorEnvelope, "description": "Job already ended"}})
-    async def stop_job(jobId: str, context: Context) -> JSONResponse:
+    async def stop_job(jobId: str, context: Context) -> dict[str, Any]:
         payload = await run("RestStopJob", {"jobId": jobId}, context, field="stopJob")
         return ok(shapes.legacy_job(payload["job"]), STOPPED)
 
     @router.delete("/jobs/{jobId}", summary="Delete a job",
                    response_model=models.Envelope[models.DeletedJob])
-    async def delete_job(jobId: str, context: Context) -> JSONResponse:
+    async def delete_job(jobId: str, context: Context) -> dict[str, Any]:
         payload = await run("RestDeleteJob", {"jobId": jobId}, context, field="deleteJob")
         return ok({"jobId": payload["jobId"]}, DELETED)
 
@@ -144,7 +143,7 @@ def rest_router(operations: Operations) -> APIRouter:
         jobId: str, context: Context,
         startTime: Annotated[str | None, Query(description="ISO 8601")] = None,
         endTime: Annotated[str | None, Query(description="ISO 8601")] = None,
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
         variables = {"jobId": jobId, "since": startTime or None, "until": endTime or None}
         job = await run("RestJobEvents", variables, context, field="job",
                         variable_names={"since": "startTime", "until": "endTime"})
@@ -181,7 +180,7 @@ def rest_router(operations: Operations) -> APIRouter:
     async def web_terminal(
         jobId: str, podName: str, context: Context,
         handshakeTimeoutSecond: int | None = None, pingTimeoutSecond: int | None = None,
-    ) -> JSONResponse:
+    ) -> dict[str, Any]:
         payload = await run("RestOpenWebTerminal", {"jobId": jobId, "podName": podName},
                             context, field="openWebTerminal")
         url = payload["url"]
@@ -189,7 +188,7 @@ def rest_router(operations: Operations) -> APIRouter:
 
     @router.get("/currentUser", summary="Who is asking (for the legacy console)",
                 response_model=models.Envelope[models.CurrentUser])
-    async def current_user(context: Context) -> JSONResponse:
+    async def current_user(context: Context) -> dict[str, Any]:
         viewer = await run("RestCurrentUser", {}, context, field="viewer")
         return ok(shapes.legacy_user(viewer))
 
