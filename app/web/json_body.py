@@ -1,6 +1,7 @@
 """Request bodies as JSON, refused with a message when a client sends bytes that are not
-UTF-8, JSON nested deeper than anything this API takes, or strings that are not text
-(lone surrogates from `\\ud800` escapes, which no database or encoder accepts)."""
+UTF-8, JSON nested deeper or holding more values than anything this API takes, or
+strings that are not text (lone surrogates from `\\ud800` escapes, which no database
+or encoder accepts)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from typing import Any
 # No request of this API nests more than a few levels; a deep document only costs
 # recursion further in (variable coercion, validation) and ends as a RecursionError.
 MAX_JSON_DEPTH = 32
+# Values (objects, lists, strings, numbers ...) in one body. Each costs GraphQL's variable
+# coercion a few calls: 37,000 environment variables took seconds of the event loop
+# before any rule could refuse them. The largest real request, a command of 4,096
+# arguments, holds about as many.
+MAX_JSON_VALUES = 10_000
 
 
 class JSONBodyInvalid(ValueError):
@@ -47,8 +53,15 @@ def _too_deep(what: str) -> str:
 def _check_nesting_and_text(value: Any, what: str) -> None:
     """One pass over the document, without recursion."""
     pending: list[tuple[Any, int]] = [(value, 1)]
+    seen = 0
     while pending:
         item, depth = pending.pop()
+        seen += 1
+        if seen > MAX_JSON_VALUES:
+            raise JSONBodyInvalid(
+                f"{what} holds more than {MAX_JSON_VALUES} JSON values (list items, fields, "
+                "strings, numbers); send less in one request"
+            )
         if isinstance(item, str):
             _check_text(item, what)
             continue

@@ -70,3 +70,18 @@ async def test_rest_refuses_malformed_bodies_in_its_envelope(http, path, body, w
     assert answer["success"] is False
     assert answer["code"] == "BAD_REQUEST"
     assert words in answer["message"], answer
+
+
+async def test_a_body_of_too_many_values_is_refused_before_coercion(http):
+    """37,000 environment variables fit in 1 MiB; coercing them took the event loop for
+    seconds. Refused with the body's parse, before GraphQL coerces anything."""
+    envs = [{"name": "A", "value": ""} for _ in range(37_000)]
+    body = {
+        "query": "mutation($i: CreateJobInput!) { createJob(input: $i) { job { jobId } } }",
+        "variables": {"i": {"name": "many", "command": ["true"], "envs": envs}},
+    }
+    response = await http.post("/graphql", json=body)
+    assert response.status_code == 400, response.text[:300]
+    assert "more than 10000 JSON values" in response.text
+    rest = await http.post("/api/jobs/create", json={"jobName": "many", "image": "i", "command": ["x"] * 20_000})
+    assert rest.status_code == 400 and "more than 10000 JSON values" in rest.json()["message"]
