@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="JOBGRAPH_", extra="ignore")
 
     data_dir: Path = Path(".jobgraph")
+    # Kubernetes pods' logs, archived while they run (default: <data dir>/kubernetes).
+    # Several replicas: a directory they all share (with working flock, e.g. NFS v4).
+    log_archive_dir: Path | None = None
     # Default: SQLite inside the data dir (see `database_url_resolved`).
     database_url: str | None = None
     pools_file: Path | None = None

@@ -50,7 +50,8 @@ def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
         from app.runtime.kubernetes.options import PoolOptionsError
 
         try:
-            return KubernetesRuntime(pool, archive_dir=settings.data_dir / "kubernetes" / pool.id)
+            archive = settings.log_archive_dir or settings.data_dir / "kubernetes"
+            return KubernetesRuntime(pool, archive_dir=archive / pool.id)
         except PoolOptionsError as error:
             raise ConfigurationError(str(error)) from error
     raise ConfigurationError(f"pool {pool.id!r}: unknown runtime {pool.runtime!r}")

@@ -728,7 +728,7 @@ class Kubelet:
                 self._event(pod, "Warning", "Failed", f"Error: {e}", name)
                 return None
             cid = f"containerd://{secrets.token_hex(32)}"
-            log = ContainerLog(fake.clock.offset)
+            log = ContainerLog(fake.clock.offset, max_size=fake.container_log_max_size)
             fake.logs[cid] = log
             run = Running(cid=cid, log=log, env=env)
             self._event(pod, "Normal", "Created", f"Created container: {name}", name)

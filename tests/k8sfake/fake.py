@@ -21,7 +21,7 @@ from aiohttp import web
 from .controllers import Delays, JobController, Kubelet, has_condition
 from .events import EventRecorder
 from .kueue import Kueue
-from .logs import ContainerLog
+from .logs import DEFAULT_CONTAINER_LOG_MAX_SIZE, ContainerLog
 from .server import RecordedRequest, build_app
 from .sidecars import is_sidecar
 from .store import Clock, Store
@@ -94,7 +94,9 @@ class FakeKubernetes:
                  history_size: int = 1000, kueue: bool = False,
                  kueue_capacity: int | None = None, namespace: str = "default",
                  volcano: bool = False,
-                 node_allocatable: dict[str, int] | None = None) -> None:
+                 node_allocatable: dict[str, int] | None = None,
+                 container_log_max_size: int = DEFAULT_CONTAINER_LOG_MAX_SIZE,
+                 follow_across_rotation: bool = False) -> None:
         self.tokens = {token} if isinstance(token, str) else set(token)
         self.token = token if isinstance(token, str) else next(iter(token))
         self.delays = delays or Delays()
@@ -106,6 +108,10 @@ class FakeKubernetes:
         self.requests: list[RecordedRequest] = []
         self.faults = Faults()
         self.logs: dict[str, ContainerLog] = {}  # containerID -> log
+        # The kubelet's containerLogMaxSize, and whether its log follow survives a
+        # rotation (kubelets with kubernetes/kubernetes#115702) or stalls (older): logs.py.
+        self.container_log_max_size = container_log_max_size
+        self.follow_across_rotation = follow_across_rotation
         self.log_streams: set[asyncio.Future[Any]] = set()
         self.exec_sessions: set[Any] = set()
         self.controller_errors: list[str] = []

@@ -260,7 +260,7 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
     q = typed_query(items)
     info = RESOURCES[resource]
     method = request.method
-    if sub == "log":
+    if sub == "log":  # GET only; options checked in logs.handle_log
         if method != "GET":
             raise errors.method_not_allowed("pods/log", "", _verb(method))
         return await handle_log(fake, request, ns, name, q)

@@ -47,7 +47,6 @@ async def test_tokens_from_an_exec_plugin_are_renewed_when_they_expire(tmp_path)
             await h.status(second.job_id, JobStatus.RUNNING)
             refused = [r for r in fake.requests[before:] if r.status == 401]
             assert refused, "the expired token was never refused: the test proves nothing"
-            assert refused[0].param("watch") or refused[0].method == "POST"
             # One new token for all the refused requests that were in flight together.
             assert len(plugin_runs(runs)) == 2
             assert fake.requests[-1].headers["Authorization"] == f"Bearer {plugin_runs(runs)[-1]}"

@@ -1,14 +1,130 @@
-"""Pod logs kept after the pod is gone: written when a pod ends or before a stop."""
+"""Pod logs kept beyond the cluster: appended while the pod runs, read by every replica.
+
+One file per pod, `<root>/<job id>/<pod>.log`, holds the pod's log lines as the kubelet
+sends them with `timestamps=true` (`<RFC3339Nano> <line>`), so that an archiver that
+stopped (a broken connection, a follow stalled at a log rotation, a restart of jobgraph,
+another replica taking over) resumes from the last timestamp it holds. `<pod>.done`
+marks an archive that is whole (the pod ended and everything was read).
+
+The root may be shared by several replicas (a ReadWriteMany volume, NFS): one writer per
+pod holds an exclusive `flock` on `<pod>.lock` for as long as it archives; the others read.
+Every method here blocks on the file system: callers run them in a thread.
+"""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 _SAFE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# Longest line kept whole; the rest of a longer one is dropped (memory stays bounded).
+MAX_LINE = 1024 * 1024
+CUT_MARK = b" [jobgraph: line cut at 1 MiB]"
+
+
+def parse_timestamp(value: bytes) -> int | None:
+    """Nanoseconds since the epoch of the kubelet's RFC3339Nano prefix (UTC, `Z`, the
+    fraction's trailing zeros trimmed), else None."""
+    try:
+        text = value.decode("ascii")
+        if not text.endswith("Z") or len(text) < 20 or text[10] != "T":
+            return None
+        seconds = int(datetime.strptime(text[:19], "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=UTC).timestamp())
+        fraction = text[19:-1]
+        if fraction and not (fraction[0] == "." and fraction[1:].isdigit()):
+            return None
+        return seconds * 1_000_000_000 + int((fraction[1:] or "0").ljust(9, "0")[:9])
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def since_time(ns: int) -> str:
+    """`sinceTime` for a timestamp: RFC 3339 to the second."""
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def split_timestamp(line: bytes) -> tuple[int | None, bytes]:
+    """(timestamp, the line without its prefix and line end)."""
+    head, _, rest = line.partition(b" ")
+    ts = parse_timestamp(head)
+    text = rest if ts is not None else line
+    return ts, text.rstrip(b"\r\n")
+
+
+@dataclass
+class Resume:
+    """Where a log was read up to: the last timestamp, and how many lines carried it."""
+
+    ts: int | None = None
+    count: int = 0
+    _skip: int = 0
+
+    def again(self) -> str | None:
+        """Before a request that resumes: its `sinceTime` (to the second, as the apiserver
+        forwards it anyway), from which the lines already read come again."""
+        self._skip = self.count
+        return since_time(self.ts) if self.ts is not None else None
+
+    def take(self, ts: int | None) -> bool:
+        """Whether a line stamped `ts` is new (and if so, count it as read)."""
+        if ts is None:
+            return True
+        if self.ts is None or ts > self.ts:
+            self.ts, self.count, self._skip = ts, 1, 0
+            return True
+        if ts < self.ts:
+            return False
+        if self._skip > 0:  # one of the lines of that instant read before
+            self._skip -= 1
+            return False
+        self.count += 1
+        return True
+
+
+def resume_of(lines: list[bytes]) -> Resume:
+    """The resume point after `lines` (archived, with their timestamps)."""
+    resume = Resume()
+    for line in lines:
+        ts, _ = split_timestamp(line)
+        if ts is None:
+            continue
+        if ts == resume.ts:
+            resume.count += 1
+        else:
+            resume.ts, resume.count = ts, 1
+    return resume
+
+
+class ArchiveWriter:
+    """The one writer of a pod's archive (holds its lock until `close`)."""
+
+    def __init__(self, log: BinaryIO, lock: BinaryIO, done: Path, resume: Resume) -> None:
+        self._log = log
+        self._lock = lock
+        self._done = done
+        self.resume = resume
+
+    def append(self, lines: list[bytes]) -> None:
+        self._log.write(b"".join(lines))
+        self._log.flush()
+
+    def complete(self) -> None:
+        os.fsync(self._log.fileno())
+        self._done.touch()
+
+    def close(self) -> None:
+        try:
+            self._log.close()
+        finally:
+            self._lock.close()  # releases the flock
 
 
 class LogArchive:
@@ -23,18 +139,72 @@ class LogArchive:
     def has(self, job_id: str, pod_name: str) -> bool:
         return self.path(job_id, pod_name).is_file()
 
-    def write(self, job_id: str, pod_name: str, data: bytes) -> None:
+    def is_complete(self, job_id: str, pod_name: str) -> bool:
+        return self.path(job_id, pod_name).with_suffix(".done").exists()
+
+    def open_writer(self, job_id: str, pod_name: str) -> ArchiveWriter | None:
+        """The writer of this pod's archive, or None while another one (another replica)
+        holds it, or when the archive is complete."""
         target = self.path(job_id, pod_name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_file() and target.stat().st_size > len(data):
-            return  # keep the longer copy (a later read may be cut by the pod's deletion)
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        done = target.with_suffix(".done")
+        if done.exists():
+            return None
+        lock = target.with_suffix(".lock").open("ab")
+        try:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            return None
+        try:
+            if done.exists():  # completed while we waited for the lock
+                lock.close()
+                return None
+            log = target.open("ab+")
+            lines = self._last_lines(log)
+            if lines and resume_of(lines).ts is None:
+                # Written whole at the pod's end by an earlier jobgraph (no timestamps).
+                log.close()
+                done.touch()
+                lock.close()
+                return None
+            if lines and not lines[-1].endswith(b"\n"):
+                # A line cut by a crash in the middle of a write: finish it.
+                log.write(b"\n")
+                lines[-1] += b"\n"
+            return ArchiveWriter(log, lock, done, resume_of(lines))
+        except BaseException:
+            lock.close()
+            raise
+
+    @staticmethod
+    def _last_lines(handle: BinaryIO) -> list[bytes]:
+        size = handle.seek(0, os.SEEK_END)
+        start = max(0, size - 4 * MAX_LINE)
+        handle.seek(start)
+        data = handle.read()
+        handle.seek(0, os.SEEK_END)
+        lines = data.splitlines(keepends=True)
+        return lines[1:] if start and lines else lines
+
+    def resume_point(self, job_id: str, pod_name: str) -> Resume:
+        """Where the archive stops now (for a reader going on with the live log)."""
+        try:
+            with self.path(job_id, pod_name).open("rb") as handle:
+                return resume_of([
+                    line for line in self._last_lines(handle) if line.endswith(b"\n")
+                ])
+        except FileNotFoundError:
+            return Resume()
 
     def lines(self, job_id: str, pod_name: str, *, tail_lines: int | None) -> Iterator[str]:
+        """The archived lines, without timestamps; a last line still being written (by
+        another replica) is left out."""
         with self.path(job_id, pod_name).open("rb") as handle:
-            source = (raw.decode(errors="replace").rstrip("\r\n") for raw in handle)
+            source = (
+                split_timestamp(raw)[1].decode(errors="replace")
+                for raw in handle if raw.endswith(b"\n")
+            )
             yield from (deque(source, maxlen=tail_lines) if tail_lines is not None else source)
 
     def remove(self, job_id: str) -> None:

@@ -22,6 +22,7 @@ from app.runtime.kubernetes.translate import (
     attempts_of,
     deadline_seconds,
     next_attempt,
+    container_started,
     event_of,
     event_sort_key,
     gone_pod,
@@ -39,8 +40,7 @@ class ClusterCache:
         self,
         *,
         emit: Callable[[JobUpdate], None],
-        is_archived: Callable[[str, str], bool],
-        archive_pod_log: Callable[[str, str], None],
+        keep_pod_log: Callable[[str, str], None],
         apply_stop: Callable[[str], None],
         resubmit: Callable[[Job], None],
         queue: QueueView | None = None,
@@ -48,15 +48,14 @@ class ClusterCache:
         start_attempt: Callable[[str, int], None] = lambda job_id, attempt: None,
         set_deadline: Callable[[str, int], None] = lambda job_id, seconds: None,
     ) -> None:
-        """`emit` takes every update; `is_archived(job_id, pod)` tells whether a pod's log is
-        kept already; `archive_pod_log(job_id, pod)`, `apply_stop(job_id)`,
+        """`emit` takes every update; `keep_pod_log(job_id, pod)` (archive the log of a
+        pod whose container has started, at each of its changes), `apply_stop(job_id)`,
         `resubmit(job)`, `end_attempt(job_id)` (delete the failed attempt's Job and its
         pods), `start_attempt(job_id, attempt)` and `set_deadline(job_id, seconds)` start
         that work in the background. `queue` is the pool's queueing system's view (Kueue
         Workloads, Volcano PodGroups)."""
         self._emit = emit
-        self._is_archived = is_archived
-        self._archive_pod_log = archive_pod_log
+        self._keep_pod_log = keep_pod_log
         self._apply_stop = apply_stop
         self._resubmit = resubmit
         self.queue: QueueView = queue or NoQueue()
@@ -191,7 +190,7 @@ class ClusterCache:
                 if name not in self.pods:
                     self._pod_gone(pod)
             for name, pod in self.pods.items():
-                self._archive_if_ended(job_id_of(pod), name, before.get(name), pod)
+                self._keep_log(job_id_of(pod), name, pod)
             for job_id in touched:
                 self._report(job_id)
             self._match_unmatched()
@@ -204,7 +203,7 @@ class ClusterCache:
                 self._pod_gone(obj)
             else:
                 self.pods[name] = obj
-                self._archive_if_ended(job_id, name, before, obj)
+            self._keep_log(job_id, name, obj)
             if job_id:
                 self._report(job_id)
             if before is None:
@@ -217,13 +216,9 @@ class ClusterCache:
         if job_id and job_id in self.jobs:
             self._gone.setdefault(job_id, {})[pod["metadata"]["name"]] = pod
 
-    def _archive_if_ended(self, job_id: str | None, name: str, before: dict | None, pod: dict) -> None:
-        if before is None and job_id and self._is_archived(job_id, name):
-            return  # archived by an earlier run
-        if job_id and pod_of(job_id, pod).phase in ENDED and (
-            before is None or pod_of(job_id, before).phase not in ENDED
-        ):
-            self._archive_pod_log(job_id, name)
+    def _keep_log(self, job_id: str | None, name: str, pod: dict) -> None:
+        if job_id and (container_started(pod) or pod_of(job_id, pod).phase in ENDED):
+            self._keep_pod_log(job_id, name)
 
     def _report(self, job_id: str) -> None:
         job = self.jobs.get(job_id)

@@ -121,8 +121,11 @@ class RenewingApiClient(ApiClient):
             if error.status != 401 or not await self._credentials.renew(rejected=token):
                 raise
             return await super().call_api(*args, **kwargs)
-        if not kwargs.get("_preload_content", True) and getattr(result, "status", None) == 401:
-            if await self._credentials.renew(rejected=token):
-                result.release()
-                return await super().call_api(*args, **kwargs)
+        if (
+            not kwargs.get("_preload_content", True)
+            and getattr(result, "status", None) == 401
+            and await self._credentials.renew(rejected=token)
+        ):
+            result.release()
+            return await super().call_api(*args, **kwargs)
         return result

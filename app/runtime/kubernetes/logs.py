@@ -1,9 +1,23 @@
-"""Pod logs: read from the cluster (following a running pod), or from the archive once
-the pod has ended; and the archiving itself (when a pod ends, and before a stop)."""
+"""Pod logs: archived while the pod runs, read from the archive and the cluster.
+
+The kubelet keeps only the current log file of a container (`containerLogMaxSize`, 10 MiB
+by default, then the file is rotated away) and a `follow` of kubelets before 1.30 stalls
+at a rotation (kubernetes/kubernetes#115701). So each pod's log is archived as it is
+written: a keeper per pod follows it with `timestamps=true` and appends to the archive
+(`archive.py`); after any break (a closed or stalled stream, a restart, another replica
+taking over) it goes on from the last timestamp with `sinceTime`, skipping what it has;
+a restarted container's previous instance is read with `previous=true`. Reads serve the
+archive, then what the cluster has after it.
+
+kubernetes_asyncio 36.1 does not generate `sinceTime` for `read_namespaced_pod_log`: the
+request is made through `ApiClient.call_api`, as the generated method makes it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -11,8 +25,15 @@ import aiohttp
 import structlog
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app.domain.errors import Conflict, NotFound, RuntimeUnavailable
-from app.runtime.kubernetes.archive import LogArchive
+from app.domain.errors import Conflict, DomainError, NotFound, RuntimeUnavailable
+from app.runtime.kubernetes.archive import (
+    CUT_MARK,
+    MAX_LINE,
+    ArchiveWriter,
+    LogArchive,
+    Resume,
+    split_timestamp,
+)
 from app.runtime.kubernetes.cache import ClusterCache
 from app.runtime.kubernetes.calls import REQUEST_TIMEOUT, call, domain_error, status_message
 from app.runtime.kubernetes.manifests import CONTAINER
@@ -26,54 +47,110 @@ from app.runtime.kubernetes.translate import (
 
 log = structlog.get_logger(__name__)
 
-# `read_namespaced_pod_log` in the runtime's namespace: (pod name, **keyword arguments).
-ReadLog = Callable[..., Awaitable[Any]]
+# GET …/pods/{name}/log with these query parameters (a list of pairs, as call_api takes
+# them), and a request timeout (None: none, for a follow) -> the raw response.
+ReadLog = Callable[[str, list[tuple[str, Any]], Any], Awaitable[aiohttp.ClientResponse]]
+# A follow silent this long is reopened from its last timestamp: an idle container costs
+# one request per interval; a follow stalled at a rotation loses nothing unless the
+# container writes more than a whole log file meanwhile.
+IDLE_REOPEN_SECONDS = 60.0
+ARCHIVE_BATCH_LINES = 1000  # archived lines read per trip to a thread
+
+
+class _Silent(Exception):
+    """A follow that sent nothing for `idle_reopen` seconds."""
+
+
+Batch = list[tuple[int | None, bytes]]  # (timestamp, the line as sent, with its "\n")
+
+
+def _restarts(pod: dict) -> int:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    main = next((s for s in statuses if s.get("name") == CONTAINER), {})
+    return int(main.get("restartCount") or 0)
 
 
 class PodLogs:
-    def __init__(self, archive: LogArchive, cache: ClusterCache, read_log: ReadLog) -> None:
+    def __init__(
+        self,
+        archive: LogArchive,
+        cache: ClusterCache,
+        read_log: ReadLog,
+        *,
+        spawn: Callable[[Any], asyncio.Task[Any]],
+    ) -> None:
         self._archive = archive
         self._cache = cache
         self._read_log = read_log
+        self._spawn = spawn
+        self._keepers: dict[str, tuple[str, asyncio.Task[None]]] = {}  # pod -> (job, keeper)
+        self._whole: set[str] = set()  # pods whose archive is complete
+        self.idle_reopen = IDLE_REOPEN_SECONDS
+
+    # -- reads ---------------------------------------------------------------------------
 
     async def lines(
         self, job_id: str, pod_name: str, *, tail_lines: int | None, follow: bool
     ) -> AsyncIterator[str]:
         pod = self._cache.pod_of_job(job_id, pod_name)
-        if self._archive.has(job_id, pod_name) and (
-            pod is None or pod_of(job_id, pod).phase in ENDED or not follow
-        ):
-            for line in self._archive.lines(job_id, pod_name, tail_lines=tail_lines):
+        archived, whole = await asyncio.to_thread(self._archived_state, job_id, pod_name)
+        if archived and (whole or pod is None):
+            async for line in self._archived_lines(job_id, pod_name, tail_lines):
                 yield line
             return
-        # (A pod the cache does not hold may still be there, e.g. before the first listing:
-        # the cluster says.)
+        # The archive (if any), then what the cluster has after it; `tail_lines` counts
+        # both. (A pod the cache does not hold may still be there, e.g. before the first
+        # listing: the cluster says.)
+        resume = Resume()
+        history: deque[str] | None = deque(maxlen=tail_lines) if tail_lines is not None else None
+        if archived:
+            resume = await asyncio.to_thread(self._archive.resume_point, job_id, pod_name)
+            async for line in self._archived_lines(job_id, pod_name, tail_lines):
+                if history is None:
+                    yield line
+                else:
+                    history.append(line)
         if follow and pod is not None:
             await self._until_started(job_id, pod_name)
         try:
-            response = await self._open_log(
-                job_id, pod_name, tail_lines=tail_lines, follow=follow, wait=follow
-            )
+            async for batch in self._stream(
+                pod_name, resume=resume, follow=False, tail_lines=tail_lines, wait=follow
+            ):
+                for _, raw in batch:
+                    line = split_timestamp(raw)[1].decode(errors="replace")
+                    if history is None:
+                        yield line
+                    else:
+                        history.append(line)
         except NotFound:
-            raise NotFound(
-                f"pod {pod_name!r} is gone and its log was not kept", field="podName"
-            ) from None
+            if not archived:
+                raise NotFound(
+                    f"pod {pod_name!r} is gone and its log was not kept", field="podName"
+                ) from None
+            follow = False  # gone meanwhile: the archive is all there is
+        for line in history or ():
+            yield line
+        if follow:
+            async for batch in self._stream(pod_name, resume=resume, follow=True):
+                for _, raw in batch:
+                    yield split_timestamp(raw)[1].decode(errors="replace")
+
+    def _archived_state(self, job_id: str, pod_name: str) -> tuple[bool, bool]:
+        return self._archive.has(job_id, pod_name), self._archive.is_complete(job_id, pod_name)
+
+    async def _archived_lines(
+        self, job_id: str, pod_name: str, tail_lines: int | None
+    ) -> AsyncIterator[str]:
+        """The archive, read in a thread a batch at a time."""
+        source = self._archive.lines(job_id, pod_name, tail_lines=tail_lines)
         try:
-            pending = b""
-            try:
-                async for chunk in response.content.iter_any():
-                    pending += chunk
-                    *lines, pending = pending.split(b"\n")
-                    for line in lines:
-                        yield line.decode(errors="replace").rstrip("\r")
-            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as error:
-                raise RuntimeUnavailable(
-                    f"the log of {pod_name} was cut off: the cluster connection broke ({error})"
-                ) from error
-            if pending:
-                yield pending.decode(errors="replace").rstrip("\r")
+            while batch := await asyncio.to_thread(
+                lambda: list(itertools.islice(source, ARCHIVE_BATCH_LINES))
+            ):
+                for line in batch:
+                    yield line
         finally:
-            response.release()
+            await asyncio.to_thread(source.close)
 
     async def _until_started(self, job_id: str, pod_name: str) -> None:
         """Wait (on the watch cache) until the container has started; a container that
@@ -88,21 +165,97 @@ class PodLogs:
             changed = self._cache.next_pod_change()
             await changed.wait()
 
+    # -- the cluster's log ---------------------------------------------------------------
+
+    async def _stream(
+        self,
+        pod_name: str,
+        *,
+        resume: Resume,
+        follow: bool,
+        previous: bool = False,
+        tail_lines: int | None = None,
+        wait: bool = False,
+    ) -> AsyncIterator[Batch]:
+        """The lines after `resume` (which advances), in batches as they arrive. A follow
+        goes on until the container ends; one silent for `idle_reopen` seconds is reopened
+        from the last timestamp (it may have stalled at a rotation)."""
+        while True:
+            response = await self._open_log(
+                pod_name, follow=follow, previous=previous, since_time=resume.again(),
+                tail_lines=tail_lines if resume.ts is None else None, wait=wait,
+            )
+            try:
+                async for batch in self._batches(response, pod_name, follow=follow):
+                    fresh = [(ts, raw) for ts, raw in batch if resume.take(ts)]
+                    if fresh:
+                        yield fresh
+                return
+            except _Silent:
+                log.info("k8s.log_follow_reopened", pod=pod_name, since=resume.again())
+            finally:
+                response.release()
+
+    async def _batches(
+        self, response: aiohttp.ClientResponse, pod_name: str, *, follow: bool
+    ) -> AsyncIterator[Batch]:
+        """Whole lines as they arrive, bounded: a line over MAX_LINE is cut there."""
+        pending = b""
+        dropping = False  # the rest of a cut line
+        while True:
+            try:
+                if follow:
+                    async with asyncio.timeout(self.idle_reopen):
+                        chunk = await response.content.readany()
+                else:
+                    chunk = await response.content.readany()
+            except TimeoutError:
+                raise _Silent from None
+            except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as error:
+                raise RuntimeUnavailable(
+                    f"the log of {pod_name} was cut off: the cluster connection broke ({error})"
+                ) from error
+            if not chunk:
+                break
+            pending += chunk
+            *complete, pending = pending.split(b"\n")
+            if dropping and complete:
+                complete, dropping = complete[1:], False
+            batch: Batch = [(split_timestamp(raw)[0], raw + b"\n") for raw in complete]
+            if len(pending) > MAX_LINE:
+                if not dropping:
+                    batch.append((split_timestamp(pending)[0], pending[:MAX_LINE] + CUT_MARK + b"\n"))
+                pending, dropping = b"", True
+            if batch:
+                yield batch
+        if pending and not dropping:
+            yield [(split_timestamp(pending)[0], pending + b"\n")]
+
     async def _open_log(
-        self, job_id: str, pod_name: str, *, tail_lines: int | None, follow: bool,
+        self,
+        pod_name: str,
+        *,
+        follow: bool,
+        previous: bool = False,
+        since_time: str | None = None,
+        tail_lines: int | None = None,
         wait: bool = False,
     ) -> aiohttp.ClientResponse:
-        """The raw log response (bytes: `_preload_content=False`, which also means the
-        status is ours to check)."""
-        kwargs: dict[str, Any] = {"container": CONTAINER, "follow": follow, "_preload_content": False}
+        """The raw log response, with timestamps (the status is ours to check)."""
+        query: list[tuple[str, Any]] = [
+            ("container", CONTAINER), ("follow", follow), ("timestamps", True)
+        ]
+        if previous:
+            query.append(("previous", True))
+        if since_time is not None:
+            query.append(("sinceTime", since_time))
         if tail_lines is not None:
-            kwargs["tail_lines"] = tail_lines
-        if not follow:
-            kwargs["_request_timeout"] = REQUEST_TIMEOUT
+            query.append(("tailLines", tail_lines))
+        timeout = None if follow else REQUEST_TIMEOUT
         while True:
             response = await call(
                 f"read the log of {pod_name}",
-                lambda: self._read_log(pod_name, **kwargs),
+                lambda: self._read_log(pod_name, query, timeout),
             )
             if response.status == 200:
                 return response
@@ -132,19 +285,88 @@ class PodLogs:
 
     # -- archive -------------------------------------------------------------------------
 
-    async def archive_pod_log(self, job_id: str, pod_name: str) -> None:
-        try:
-            response = await self._open_log(job_id, pod_name, tail_lines=None, follow=False)
-            try:
-                data = await response.read()
-            finally:
-                response.release()
-            self._archive.write(job_id, pod_name, data)
-        except (Conflict, NotFound, RuntimeUnavailable) as error:
-            log.info("k8s.archive_skipped", pod=pod_name, reason=error.message)
-        except Exception:  # an archive failure must not end the watch task (logged with its trace)
-            log.exception("k8s.archive_failed", pod=pod_name)
+    def keep(self, job_id: str, pod_name: str) -> None:
+        """Archive this pod's log from now on (unless it is done, or kept here already).
+        Called at every change of a pod whose container has started; a pod that another
+        replica keeps is tried again at its next change (the lock is free once that
+        replica has gone)."""
+        if pod_name in self._whole or pod_name in self._keepers:
+            return
+        task = self._spawn(self._keep(job_id, pod_name))
+        self._keepers[pod_name] = (job_id, task)
+        task.add_done_callback(lambda _: self._keepers.pop(pod_name, None))
 
-    async def archive_job_logs(self, job_id: str) -> None:
-        names = self._cache.pod_names_of_job(job_id)
-        await asyncio.gather(*(self.archive_pod_log(job_id, n) for n in names))
+    def keep_job(self, job_id: str) -> None:
+        for name in self._cache.pod_names_of_job(job_id):
+            self.keep(job_id, name)
+
+    async def forget_job(self, job_id: str) -> None:
+        """Stop archiving a job's pods (it is being deleted)."""
+        tasks = [task for job, task in self._keepers.values() if job == job_id]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _keep(self, job_id: str, pod_name: str) -> None:
+        try:
+            writer = await asyncio.to_thread(self._archive.open_writer, job_id, pod_name)
+            if writer is None:
+                if await asyncio.to_thread(self._archive.is_complete, job_id, pod_name):
+                    self._whole.add(pod_name)
+                return  # complete, or another replica keeps it
+        except OSError:
+            log.exception("k8s.archive_failed", pod=pod_name)
+            return
+        try:
+            await self._archive_until_ended(job_id, pod_name, writer)
+            self._whole.add(pod_name)
+        except Exception:  # retried at the pod's next change; logged with its trace
+            log.exception("k8s.archive_failed", pod=pod_name)
+        finally:
+            await asyncio.to_thread(writer.close)
+
+    async def _archive_until_ended(self, job_id: str, pod_name: str, writer: ArchiveWriter) -> None:
+        while True:
+            changed = self._cache.next_pod_change()
+            pod = self._cache.pods.get(pod_name)
+            ended = pod is None or pod_of(job_id, pod).phase in ENDED
+            copied = 0
+            try:
+                if pod is not None and _restarts(pod):
+                    try:  # the rest of the previous container instance
+                        copied += await self._copy(writer, pod_name, previous=True, follow=False)
+                    except (Conflict, NotFound):
+                        raise
+                    except DomainError as error:  # e.g. its log is gone with a further restart
+                        log.info("k8s.archive_previous_skipped", pod=pod_name, reason=error.message)
+                copied += await self._copy(writer, pod_name, previous=False, follow=not ended)
+            except NotFound:
+                ended = True  # the pod is gone: there is nothing more to read
+            except Conflict:
+                pass  # the container waits to (re)start
+            except RuntimeUnavailable as error:
+                log.info("k8s.archive_interrupted", pod=pod_name, reason=error.message)
+                if ended:
+                    ended = False  # try the last read again when the cluster answers
+            if ended:
+                await asyncio.to_thread(writer.complete)
+                log.info("k8s.archive_complete", pod=pod_name)
+                return
+            if not copied:
+                # Nothing new (the container ended or waits, the cluster is away): wait
+                # for the pod to change, or look again after a while.
+                try:
+                    await asyncio.wait_for(changed.wait(), self.idle_reopen)
+                except TimeoutError:
+                    pass
+
+    async def _copy(
+        self, writer: ArchiveWriter, pod_name: str, *, previous: bool, follow: bool
+    ) -> int:
+        copied = 0
+        async for batch in self._stream(
+            pod_name, resume=writer.resume, follow=follow, previous=previous
+        ):
+            await asyncio.to_thread(writer.append, [raw for _, raw in batch])
+            copied += len(batch)
+        return copied

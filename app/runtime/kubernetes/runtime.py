@@ -3,7 +3,7 @@
 Submit creates the Job (and a headless Service for several replicas). A list-then-watch
 loop per resource (Jobs, Pods, Events; `watching`) keeps a cache and reports every change
 as a `JobUpdate` (`cache`); a broken or expired watch (410) re-lists and resumes, so no
-transition is missed. Pod logs are read, and archived when a pod ends (`logs`). Reads of
+transition is missed. Pod logs are archived while pods run, and read (`logs`). Reads of
 jobs never come here: the core answers them from its database.
 """
 
@@ -96,10 +96,7 @@ class KubernetesRuntime:
         self._queue = queue_view(self.options.queueing)
         self._cache = ClusterCache(
             emit=self._emit,
-            is_archived=self._archive.has,
-            archive_pod_log=lambda job_id, pod_name: self._spawn(
-                self._logs.archive_pod_log(job_id, pod_name)
-            ),
+            keep_pod_log=lambda job_id, pod_name: self._logs.keep(job_id, pod_name),
             apply_stop=lambda job_id: self._spawn(self._apply_stop(job_id, raise_errors=False)),
             resubmit=lambda job: self._spawn(self._resubmit(job)),
             queue=self._queue,
@@ -110,7 +107,7 @@ class KubernetesRuntime:
         # The specs of the jobs not final yet (submitted here, or adopted at start), to run a
         # multi-replica job again; dropped when the job ends.
         self._specs: dict[str, Job] = {}
-        self._logs = PodLogs(self._archive, self._cache, self._read_pod_log)
+        self._logs = PodLogs(self._archive, self._cache, self._read_pod_log, spawn=self._spawn)
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[Any]] = set()
         self._api: ApiClient | None = None
@@ -204,10 +201,11 @@ class KubernetesRuntime:
         while True:
             yield await self._updates.get()
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     # -- commands ------------------------------------------------------------------------
 
@@ -274,7 +272,7 @@ class KubernetesRuntime:
             except NotFound:
                 raise NotFound(f"job {job_id!r} is not in the cluster") from None
         self._cache.stops.add(job_id)
-        await self._logs.archive_job_logs(job_id)
+        self._logs.keep_job(job_id)  # (kept already, unless no change of its pods was seen)
         await self._apply_stop(job_id, raise_errors=True)
 
     async def _apply_stop(self, job_id: str, *, raise_errors: bool) -> None:
@@ -356,7 +354,8 @@ class KubernetesRuntime:
             self._cache.deleting.discard(job_id)
             raise
         self._cache.stops.discard(job_id)
-        self._archive.remove(job_id)
+        await self._logs.forget_job(job_id)
+        await asyncio.to_thread(self._archive.remove, job_id)
 
     async def _delete_job(self, job_id: str, *, quiet: bool) -> None:
         # Background: the Job goes now, its pods (and Service) are garbage-collected. Jobs
@@ -435,8 +434,23 @@ class KubernetesRuntime:
     ) -> AsyncIterator[str]:
         return self._logs.lines(job_id, pod_name, tail_lines=tail_lines, follow=follow)
 
-    def _read_pod_log(self, pod_name: str, **kwargs: Any) -> Awaitable[Any]:
-        return self.core.read_namespaced_pod_log(pod_name, self.namespace, **kwargs)
+    def _read_pod_log(
+        self, pod_name: str, query: list[tuple[str, Any]], timeout: Any
+    ) -> Awaitable[aiohttp.ClientResponse]:
+        """GET …/pods/{name}/log as `CoreV1Api.read_namespaced_pod_log` sends it, plus
+        `sinceTime`, which kubernetes_asyncio 36.1 does not generate."""
+        assert self._api is not None  # started
+        return self._api.call_api(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log", "GET",
+            path_params={"namespace": self.namespace, "name": pod_name},
+            query_params=query,
+            header_params={"Accept": "application/json"},  # as the generated method picks
+            response_types_map={200: "str", 401: None},
+            auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+            _preload_content=False,
+            _request_timeout=timeout,
+        )
 
     async def _open_exec(self, pod_name: str) -> ExecTerminal:
         token = bearer(self._configuration)
