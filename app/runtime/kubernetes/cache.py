@@ -20,14 +20,14 @@ from app.runtime.kubernetes.translate import (
     ENDED,
     JobState,
     attempts_of,
-    deadline_seconds,
-    next_attempt,
     container_started,
+    deadline_seconds,
     event_of,
     event_sort_key,
     gone_pod,
     job_id_of,
     job_state,
+    next_attempt,
     pod_of,
 )
 

@@ -40,6 +40,11 @@ from app.runtime.kubernetes.cache import ClusterCache
 from app.runtime.kubernetes.calls import CONNECTION_ERRORS, REQUEST_TIMEOUT, call, domain_error
 from app.runtime.kubernetes.configuration import load_configuration
 from app.runtime.kubernetes.credentials import Credentials, RenewingApiClient, bearer
+from app.runtime.kubernetes.kueue import DEACTIVATE, KueueView
+from app.runtime.kubernetes.kueue import GROUP as KUEUE_GROUP
+from app.runtime.kubernetes.kueue import JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
+from app.runtime.kubernetes.kueue import PLURAL as KUEUE_PLURAL
+from app.runtime.kubernetes.kueue import VERSION as KUEUE_VERSION
 from app.runtime.kubernetes.logs import PodLogs
 from app.runtime.kubernetes.manifests import (
     CONTAINER,
@@ -49,12 +54,6 @@ from app.runtime.kubernetes.manifests import (
     job_manifest,
     selector,
 )
-from app.runtime.kubernetes.kueue import DEACTIVATE
-from app.runtime.kubernetes.kueue import GROUP as KUEUE_GROUP
-from app.runtime.kubernetes.kueue import JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
-from app.runtime.kubernetes.kueue import PLURAL as KUEUE_PLURAL
-from app.runtime.kubernetes.kueue import VERSION as KUEUE_VERSION
-from app.runtime.kubernetes.kueue import KueueView
 from app.runtime.kubernetes.options import KubernetesPoolOptions
 from app.runtime.kubernetes.queueing import NoQueue, QueueView, owner_job
 from app.runtime.kubernetes.terminal import ExecTerminal
