@@ -32,7 +32,10 @@ class StubJobs:
     async def get(self, *, actor, job_id):
         return JOB
 
-    async def pods_of(self, job_ids):
+    async def get_with_pods(self, *, actor, job_id):
+        return JOB, []
+
+    async def pods_of(self, *, actor, job_ids):
         return {j: [] for j in job_ids}
 
 

@@ -57,6 +57,10 @@ def _not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} not found", field="jobId")
 
 
+def _pod_not_found(job_id: str, pod_name: str) -> NotFound:
+    return NotFound(f"pod {pod_name!r} not found in job {job_id!r}", field="podName")
+
+
 class JobService:
     def __init__(
         self, *, db: Database, pools: PoolCatalog, runtimes: RuntimeRegistry, broker: Broker,
@@ -71,11 +75,20 @@ class JobService:
     # -- reads ---------------------------------------------------------------------------
 
     async def get(self, *, actor: Principal, job_id: str) -> Job:
+        return (await self._readable(actor, job_id, with_pods=False))[0]
+
+    async def get_with_pods(self, *, actor: Principal, job_id: str) -> tuple[Job, list[Pod]]:
+        """The job and its pods, in one query."""
+        return await self._readable(actor, job_id, with_pods=True)
+
+    async def _readable(self, actor: Principal, job_id: str, *, with_pods: bool) -> tuple[Job, list[Pod]]:
         async with self.db.reader() as session:
-            job = await JobRepository(session).get(job_id)
-        if job is None or not self._may_see(actor, job):
+            found = await JobRepository(session).get_readable(
+                job_id, visible_to=self._scope(actor), with_pods=with_pods
+            )
+        if found is None:
             raise _not_found(job_id)
-        return job
+        return found
 
     async def list(self, *, actor: Principal, job_filter: JobFilter, page: PageRequest) -> JobPage:
         async with self.db.reader() as session:
@@ -95,41 +108,59 @@ class JobService:
             counts = await JobRepository(session).count_by_status()
         return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
-    async def pods_of(self, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
-        """Pods of jobs the caller already obtained through get or list (DataLoader batch)."""
+    async def pods_of(self, *, actor: Principal, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
+        """Pods of the jobs, in one query (a DataLoader batch); jobs the actor may not read
+        have none."""
         async with self.db.reader() as session:
-            return await PodRepository(session).for_jobs(job_ids)
+            return await PodRepository(session).for_jobs(job_ids, visible_to=self._scope(actor))
 
-    async def events_of(self, job_ids: Sequence[str]) -> dict[str, list[JobEvent]]:
-        """Events of jobs the caller already obtained through get or list (DataLoader batch)."""
-        async with self.db.reader() as session:
-            return await EventRepository(session).for_jobs(list(job_ids))
-
-    async def events_in(
-        self, job: Job, *, since: datetime | None = None, until: datetime | None = None
-    ) -> list[JobEvent]:
-        """Events of a job the caller obtained through get or list, oldest first."""
+    async def events_of(
+        self,
+        *,
+        actor: Principal,
+        job_ids: Sequence[str],
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> dict[str, list[JobEvent]]:
+        """Events of the jobs within the window, oldest first, in one query (a DataLoader
+        batch); jobs the actor may not read have none."""
         if since and until and since > until:
             raise ValidationFailed("startTime must not be after endTime", field="startTime")
         async with self.db.reader() as session:
-            return await EventRepository(session).list(job.job_id, since=since, until=until)
+            return await EventRepository(session).for_jobs(
+                list(job_ids), visible_to=self._scope(actor), since=since, until=until
+            )
+
+    async def events_in(
+        self,
+        *,
+        actor: Principal,
+        job_id: str,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[JobEvent]:
+        """Events of a job the actor may read, oldest first."""
+        events = await self.events_of(actor=actor, job_ids=[job_id], since=since, until=until)
+        return events[job_id]
 
     async def job_logs(
         self,
-        job: Job,
         *,
+        actor: Principal,
+        job_id: str,
         pod_name: str,
         tail_lines: int | None = None,
         keyword: str | None = None,
         max_lines: int | None = None,
     ) -> str:
-        """The log of a pod of a job the caller obtained through get or list, as one text:
+        """The log of a pod of a job the actor may read, as one text:
         the last `tail_lines` lines, of those only the ones containing `keyword`, at most
         `max_lines` of them (the last ones)."""
         _check_log_window(tail_lines, max_lines)
         window = LogWindow(max_bytes=self.limits.log_answer_bytes, max_lines=max_lines)
-        async for line in self.follow_job_logs(
-            job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=False
+        async for line in self.follow_logs(
+            actor=actor, job_id=job_id, pod_name=pod_name, tail_lines=tail_lines,
+            keyword=keyword, follow=False,
         ):
             window.add(line)
         return window.text()
@@ -144,31 +175,22 @@ class JobService:
         keyword: str | None = None,
         follow: bool = True,
     ) -> AsyncIterator[str]:
+        """Lines of a pod of a job the actor may read; with `follow`, new ones until the
+        pod ends. The job and pod are checked in one query."""
         _check_log_window(tail_lines, None)
-        job = await self.get(actor=actor, job_id=job_id)
-        async for line in self.follow_job_logs(
-            job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, follow=follow
-        ):
-            yield line
-
-    async def follow_job_logs(
-        self,
-        job: Job,
-        *,
-        pod_name: str,
-        tail_lines: int | None = None,
-        keyword: str | None = None,
-        follow: bool = True,
-    ) -> AsyncIterator[str]:
-        """Lines of a pod of a job the caller obtained through get or list; with `follow`,
-        new ones until the pod ends."""
-        _check_log_window(tail_lines, None)
-        await self._pod_of(job, pod_name)
+        async with self.db.reader() as session:
+            found = await PodRepository(session).readable_pod(
+                job_id, pod_name, visible_to=self._scope(actor)
+            )
+        if found is None:
+            await self.get(actor=actor, job_id=job_id)  # which one is missing: the job ...
+            raise _pod_not_found(job_id, pod_name)  # ... or the pod
+        pool_id, _ = found
         tail = MAX_LOG_LINES if tail_lines is None else min(tail_lines, MAX_LOG_LINES)
         if tail == 0 and not follow:
             return
-        runtime = self.runtimes.for_pool(job.resource_pool_id)
-        async for line in runtime.logs(job.job_id, pod_name, tail_lines=tail, follow=follow):
+        runtime = self.runtimes.for_pool(pool_id)
+        async for line in runtime.logs(job_id, pod_name, tail_lines=tail, follow=follow):
             if keyword is None or keyword in line:
                 yield line
 
@@ -181,16 +203,18 @@ class JobService:
             job = await self.get(actor=actor, job_id=job_id)
         else:
             job = await self._for_action(actor=actor, job_id=job_id, action=action)
-        return job, await self._pod_of(job, pod_name)
+        return job, await self._pod_of(actor, job, pod_name)
 
-    async def _pod_of(self, job: Job, pod_name: str) -> Pod:
+    async def _pod_of(self, actor: Principal, job: Job, pod_name: str) -> Pod:
         """A name that is not one of the job's pods (`../../etc/passwd` included) is simply
         not found: nothing is ever looked up by an unchecked name."""
-        pods = (await self.pods_of([job.job_id]))[job.job_id]
-        pod = next((p for p in pods if p.name == pod_name), None)
-        if pod is None:
-            raise NotFound(f"pod {pod_name!r} not found in job {job.job_id!r}", field="podName")
-        return pod
+        async with self.db.reader() as session:
+            found = await PodRepository(session).readable_pod(
+                job.job_id, pod_name, visible_to=self._scope(actor)
+            )
+        if found is None:
+            raise _pod_not_found(job.job_id, pod_name)
+        return found[1]
 
     # -- writes --------------------------------------------------------------------------
 
@@ -297,10 +321,6 @@ class JobService:
         return replace(job, shared_with=groups)
 
     # -- helpers -------------------------------------------------------------------------
-
-    @staticmethod
-    def _may_see(actor: Principal, job: Job) -> bool:
-        return actor.may_read(owner=job.owner, shared_with=job.shared_with)
 
     @staticmethod
     def _scope(actor: Principal) -> Audience | None:

@@ -112,7 +112,7 @@ class LiveService:
         ) as changes:
             job = await self.jobs.get(actor=actor, job_id=job_id)
             seen: set[str] = set()
-            for event in await self.jobs.events_in(job, since=since):
+            for event in await self.jobs.events_in(actor=actor, job_id=job_id, since=since):
                 seen.add(event.key)
                 yield event
             ended = job.status.is_final
@@ -125,7 +125,7 @@ class LiveService:
                     ended = change.status.is_final
             # The final status was stored with its events, in one transaction; whatever the
             # broker has not delivered yet is in the database now.
-            for event in await self.jobs.events_in(job, since=since):
+            for event in await self.jobs.events_in(actor=actor, job_id=job_id, since=since):
                 if event.key not in seen:
                     seen.add(event.key)
                     yield event

@@ -229,7 +229,7 @@ class PostgresBroker(Broker):
             jobs = JobRepository(session)
             current = [job for job_id in sorted(watched) if (job := await jobs.get(job_id))]
             events = {
-                job_id: await EventRepository(session).list(job_id, since=since)
+                job_id: await EventRepository(session).list(job_id, visible_to=None, since=since)
                 for job_id in sorted(watched) if events_topic(job_id) in self._subscribers
             }
             changed = await jobs.changed_since(since) if ALL_JOBS_TOPIC in topics else []

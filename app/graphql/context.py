@@ -2,30 +2,50 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
-from app.domain.errors import Unauthenticated
+from app.domain.errors import DomainError, Unauthenticated
 from app.domain.jobs import JobEvent, Pod
 from app.domain.principal import Principal
 from app.services import Services
 
 
-class Loaders:
-    """Batching per request: a page of jobs with their pods costs one pods query."""
+# A job's events within a time window: (job id, since, until).
+EventsKey = tuple[str, datetime | None, datetime | None]
 
-    def __init__(self, services: Services, *, cache: bool = True) -> None:
+
+class Loaders:
+    """Batching per request: a page of jobs with their pods costs one pods query, and their
+    events (in one time window) one events query. Reads are made as the context's actor;
+    a job the actor may not read has no pods or events."""
+
+    def __init__(self, context: GraphQLContext, *, cache: bool = True) -> None:
         self.pods = DataLoader[str, list[Pod]](self._load_pods, cache=cache)
-        self.events = DataLoader[str, list[JobEvent]](self._load_events, cache=cache)
-        self._services = services
+        self.events = DataLoader[EventsKey, list[JobEvent]](self._load_events, cache=cache)
+        self._context = context
 
     async def _load_pods(self, job_ids: list[str]) -> list[list[Pod]]:
-        pods = await self._services.jobs.pods_of(job_ids)
+        pods = await self._context.services.jobs.pods_of(actor=self._context.actor, job_ids=job_ids)
         return [pods[job_id] for job_id in job_ids]
 
-    async def _load_events(self, job_ids: list[str]) -> list[list[JobEvent]]:
-        events = await self._services.jobs.events_of(job_ids)
-        return [events[job_id] for job_id in job_ids]
+    async def _load_events(self, keys: list[EventsKey]) -> list[list[JobEvent] | BaseException]:
+        windows: dict[tuple[datetime | None, datetime | None], list[str]] = {}
+        for job_id, since, until in keys:
+            windows.setdefault((since, until), []).append(job_id)
+        found: dict[EventsKey, list[JobEvent] | BaseException] = {}
+        for (since, until), job_ids in windows.items():
+            try:
+                events = await self._context.services.jobs.events_of(
+                    actor=self._context.actor, job_ids=job_ids, since=since, until=until
+                )
+            except DomainError as error:  # e.g. a window that ends before it starts
+                found.update({(job_id, since, until): error for job_id in job_ids})
+            else:
+                found.update({(job_id, since, until): events[job_id] for job_id in job_ids})
+        return [found[key] for key in keys]
 
 
 class GraphQLContext(BaseContext):
@@ -43,7 +63,7 @@ class GraphQLContext(BaseContext):
         # How clients reach this server (e.g. https://jobs.example.com), for URLs handed
         # out such as web-terminal links; set by whoever builds the context from a request.
         self.public_url = public_url
-        self.loaders = Loaders(services, cache=cache_loads)
+        self.loaders = Loaders(self, cache=cache_loads)
 
     @property
     def actor(self) -> Principal:

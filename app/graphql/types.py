@@ -155,10 +155,7 @@ class Job:
     async def events(
         self, info: Info, since: datetime | None = None, until: datetime | None = None
     ) -> list[JobEvent]:
-        if since is None and until is None:
-            events = await info.context.loaders.events.load(self.job.job_id)
-        else:
-            events = await info.context.services.jobs.events_in(self.job, since=since, until=until)
+        events = await info.context.loaders.events.load((self.job.job_id, since, until))
         return [JobEvent.of(e) for e in events]
 
     @strawberry.field(description="The pod's log: its last `tailLines` lines, only those containing `keyword`.")
@@ -170,9 +167,9 @@ class Job:
         keyword: str | None = None,
         max_lines: int | None = None,
     ) -> str:
-        # This job was obtained through the core's authorised get or list.
         return await info.context.services.jobs.job_logs(
-            self.job, pod_name=pod_name, tail_lines=tail_lines, keyword=keyword, max_lines=max_lines
+            actor=info.context.actor, job_id=self.job.job_id, pod_name=pod_name,
+            tail_lines=tail_lines, keyword=keyword, max_lines=max_lines,
         )
 
 

@@ -10,9 +10,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import EventType, JobEvent
-from app.store.tables import JobEventRow
+from app.domain.listing import Audience
+from app.store.jobs import readable_by
+from app.store.tables import JobEventRow, JobRow
 
 MAX_EVENTS_PER_READ = 5000
+# Rows per INSERT (SQLite allows 32,766 bound parameters per statement; six per row).
+INSERT_BATCH = 500
+_EVENTS = JobEventRow.__table__
 
 
 def _event(row: JobEventRow) -> JobEvent:
@@ -31,27 +36,31 @@ class EventRepository:
         self.session = session
 
     async def add_new(self, events: Iterable[JobEvent]) -> list[JobEvent]:
-        """Store events not seen before (by job and key); returns the new ones."""
+        """Store events not seen before (by job and key), in one statement per batch;
+        returns the new ones, in the order given."""
+        pending = {(e.job_id, e.key): e for e in events}  # a repeated key counts once
+        if not pending:
+            return []
         dialect = self.session.bind.dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        added: list[JobEvent] = []
-        for event in events:
+        added: set[tuple[str, str]] = set()
+        items = list(pending.values())
+        for start in range(0, len(items), INSERT_BATCH):
+            batch = items[start:start + INSERT_BATCH]
             statement = (
                 insert(JobEventRow)
-                .values(
-                    job_id=event.job_id,
-                    key=event.key,
-                    type=event.type.value,
-                    reason=event.reason,
-                    message=event.message,
-                    timestamp=event.timestamp,
-                )
+                .values([
+                    {
+                        "job_id": e.job_id, "key": e.key, "type": e.type.value,
+                        "reason": e.reason, "message": e.message, "timestamp": e.timestamp,
+                    }
+                    for e in batch
+                ])
                 .on_conflict_do_nothing(index_elements=["job_id", "key"])
+                .returning(JobEventRow.job_id, JobEventRow.key)
             )
-            result = await self.session.execute(statement)
-            if result.rowcount:
-                added.append(event)
-        return added
+            added.update((row.job_id, row.key) for row in await self.session.execute(statement))
+        return [event for key, event in pending.items() if key in added]
 
     async def get(self, job_id: str, key: str) -> JobEvent | None:
         statement = select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.key == key)
@@ -62,28 +71,42 @@ class EventRepository:
         self,
         job_id: str,
         *,
+        visible_to: Audience | None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = MAX_EVENTS_PER_READ,
     ) -> list[JobEvent]:
-        """Oldest first."""
-        statement = select(JobEventRow).where(JobEventRow.job_id == job_id)
+        """Oldest first; none unless `visible_to` may read the job."""
+        return (
+            await self.for_jobs([job_id], visible_to=visible_to, since=since, until=until, limit=limit)
+        )[job_id]
+
+    async def for_jobs(
+        self,
+        job_ids: list[str],
+        *,
+        visible_to: Audience | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = MAX_EVENTS_PER_READ,
+    ) -> dict[str, list[JobEvent]]:
+        """Events of those of the jobs `visible_to` may read, within the window, oldest
+        first, at most `limit` per job, in one query."""
+        result: dict[str, list[JobEvent]] = {job_id: [] for job_id in job_ids}
+        if not job_ids:
+            return result
+        statement = select(_EVENTS).where(JobEventRow.job_id.in_(job_ids))
+        if visible_to is not None:
+            statement = statement.join(JobRow.__table__, JobRow.id == JobEventRow.job_id).where(
+                *readable_by(visible_to)
+            )
         if since is not None:
             statement = statement.where(JobEventRow.timestamp >= since)
         if until is not None:
             statement = statement.where(JobEventRow.timestamp <= until)
-        statement = statement.order_by(JobEventRow.timestamp, JobEventRow.id).limit(limit)
-        return [_event(r) for r in (await self.session.execute(statement)).scalars().all()]
-
-    async def for_jobs(self, job_ids: list[str]) -> dict[str, list[JobEvent]]:
-        result: dict[str, list[JobEvent]] = {job_id: [] for job_id in job_ids}
-        if not job_ids:
-            return result
-        statement = (
-            select(JobEventRow)
-            .where(JobEventRow.job_id.in_(job_ids))
-            .order_by(JobEventRow.job_id, JobEventRow.timestamp, JobEventRow.id)
-        )
-        for row in (await self.session.execute(statement)).scalars().all():
-            result[row.job_id].append(_event(row))
+        statement = statement.order_by(JobEventRow.job_id, JobEventRow.timestamp, JobEventRow.id)
+        for row in (await self.session.execute(statement)).all():
+            events = result[row.job_id]
+            if len(events) < limit:
+                events.append(_event(row))
         return result

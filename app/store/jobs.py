@@ -44,6 +44,40 @@ def _pod(row: PodRow) -> Pod:
     )
 
 
+def readable_by(visible_to: Audience | None) -> list:
+    """The conditions under which a job row may be read by `visible_to` (None: by anyone,
+    e.g. an admin): its owner, or a member of a group it is shared with. Every read of a
+    job's data on a caller's behalf puts them in its statement (as Polar's
+    get_readable_statement does), so a new caller cannot forget the check."""
+    if visible_to is None:
+        return []
+    if not visible_to.groups:
+        return [JobRow.owner == visible_to.user]
+    shared = select(JobShareRow.job_id).where(JobShareRow.group_name.in_(visible_to.groups))
+    return [or_(JobRow.owner == visible_to.user, JobRow.id.in_(shared))]
+
+
+_JOBS = JobRow.__table__
+_PODS = PodRow.__table__
+# The pod columns of a job-with-pods row, named apart from the job's own.
+_POD_COLUMNS = [column.label(f"pod_{column.name}") for column in _PODS.c]
+
+
+def _pod_of_row(row) -> Pod:
+    return Pod(
+        job_id=row.pod_job_id,
+        name=row.pod_name,
+        replica_index=row.pod_replica_index,
+        phase=PodPhase(row.pod_phase),
+        node_name=row.pod_node_name,
+        exit_code=row.pod_exit_code,
+        restart_count=row.pod_restart_count,
+        reason=row.pod_reason,
+        started_at=row.pod_started_at,
+        finished_at=row.pod_finished_at,
+    )
+
+
 def _like_pattern(keyword: str) -> str:
     escaped = keyword.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -98,6 +132,26 @@ class JobRepository:
         row = (await self.session.execute(statement)).scalar_one_or_none()
         return _job(row) if row else None
 
+    async def get_readable(
+        self, job_id: str, *, visible_to: Audience | None, with_pods: bool = False
+    ) -> tuple[Job, list[Pod]] | None:
+        """The job if `visible_to` may read it, and (with `with_pods`) its pods, in one
+        query (SQLAlchemy Core rows: no ORM objects are built for a read)."""
+        if not with_pods:
+            statement = select(_JOBS).where(JobRow.id == job_id, *readable_by(visible_to))
+            row = (await self.session.execute(statement)).first()
+            return (_job(row), []) if row else None
+        statement = (
+            select(_JOBS, *_POD_COLUMNS)
+            .select_from(_JOBS.outerjoin(_PODS, PodRow.job_id == JobRow.id))
+            .where(JobRow.id == job_id, *readable_by(visible_to))
+            .order_by(PodRow.replica_index, PodRow.name)
+        )
+        rows = (await self.session.execute(statement)).all()
+        if not rows:
+            return None
+        return _job(rows[0]), [_pod_of_row(r) for r in rows if r.pod_name is not None]
+
     async def get_by_idempotency_key(self, *, owner: str, key: str) -> Job | None:
         statement = select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)
         row = (await self.session.execute(statement)).scalar_one_or_none()
@@ -136,15 +190,7 @@ class JobRepository:
         await self.session.execute(delete(JobRow).where(JobRow.id == job_id))
 
     def _where(self, job_filter: JobFilter, visible_to: Audience | None) -> list:
-        conditions = []
-        if visible_to is not None:
-            if visible_to.groups:
-                shared = select(JobShareRow.job_id).where(
-                    JobShareRow.group_name.in_(visible_to.groups)
-                )
-                conditions.append(or_(JobRow.owner == visible_to.user, JobRow.id.in_(shared)))
-            else:
-                conditions.append(JobRow.owner == visible_to.user)
+        conditions = readable_by(visible_to)
         if job_filter.owner:
             conditions.append(JobRow.owner == job_filter.owner)
         if job_filter.statuses:
@@ -175,13 +221,13 @@ class JobRepository:
                 )
             )
         statement = (
-            select(JobRow)
+            select(_JOBS)
             .where(*conditions)
             .order_by(JobRow.created_at.desc(), JobRow.id.desc())
             .offset(page.offset)
             .limit(page.first + 1)
         )
-        rows = (await self.session.execute(statement)).scalars().all()
+        rows = (await self.session.execute(statement)).all()
         return JobPage(
             jobs=[_job(r) for r in rows[: page.first]],
             has_next_page=len(rows) > page.first,
@@ -242,16 +288,33 @@ class PodRepository:
             )
         await self.session.flush()
 
-    async def for_jobs(self, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
-        """Pods of many jobs in one query (the DataLoader's batch)."""
+    async def for_jobs(
+        self, job_ids: Sequence[str], *, visible_to: Audience | None
+    ) -> dict[str, list[Pod]]:
+        """Pods of those of the jobs `visible_to` may read, in one query (the DataLoader's
+        batch); the others have none."""
         result: dict[str, list[Pod]] = {job_id: [] for job_id in job_ids}
         if not job_ids:
             return result
-        statement = (
-            select(PodRow)
-            .where(PodRow.job_id.in_(list(job_ids)))
-            .order_by(PodRow.job_id, PodRow.replica_index, PodRow.name)
-        )
-        for row in (await self.session.execute(statement)).scalars().all():
+        statement = select(_PODS).where(PodRow.job_id.in_(list(job_ids)))
+        if visible_to is not None:
+            statement = statement.join(_JOBS, JobRow.id == PodRow.job_id).where(
+                *readable_by(visible_to)
+            )
+        statement = statement.order_by(PodRow.job_id, PodRow.replica_index, PodRow.name)
+        for row in (await self.session.execute(statement)).all():
             result[row.job_id].append(_pod(row))
         return result
+
+    async def readable_pod(
+        self, job_id: str, pod_name: str, *, visible_to: Audience | None
+    ) -> tuple[str, Pod] | None:
+        """The pool of the job and the pod, if `visible_to` may read the job and the pod is
+        one of its pods."""
+        statement = (
+            select(JobRow.pool_id, _PODS)
+            .select_from(_PODS.join(_JOBS, JobRow.id == PodRow.job_id))
+            .where(PodRow.job_id == job_id, PodRow.name == pod_name, *readable_by(visible_to))
+        )
+        row = (await self.session.execute(statement)).first()
+        return (row.pool_id, _pod(row)) if row else None

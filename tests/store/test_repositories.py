@@ -102,18 +102,20 @@ async def test_pods_and_events_are_stored_once_and_go_with_the_job(db):
                          type=EventType.WARNING, timestamp=T0 + timedelta(seconds=5))
         await EventRepository(session).add_new([later])
     async with db.reader() as session:
-        by_job = await PodRepository(session).for_jobs(["j-p1", "j-p2"])
+        by_job = await PodRepository(session).for_jobs(["j-p1", "j-p2"], visible_to=None)
         assert [p.name for p in by_job["j-p1"]] == ["j-p1-0", "j-p1-1"] and by_job["j-p2"] == []
-        events = await EventRepository(session).list("j-p1")
+        events = await EventRepository(session).list("j-p1", visible_to=None)
         assert [e.reason for e in events] == ["Started", "Completed"]
-        window = await EventRepository(session).list("j-p1", since=T0 + timedelta(seconds=1))
+        window = await EventRepository(session).list(
+            "j-p1", visible_to=None, since=T0 + timedelta(seconds=1)
+        )
         assert [e.reason for e in window] == ["Completed"]
     async with db.transaction() as session:
         await JobRepository(session).delete("j-p1")
     async with db.reader() as session:
         assert await JobRepository(session).get("j-p1") is None
-        assert (await PodRepository(session).for_jobs(["j-p1"]))["j-p1"] == []
-        assert await EventRepository(session).list("j-p1") == []
+        assert (await PodRepository(session).for_jobs(["j-p1"], visible_to=None))["j-p1"] == []
+        assert await EventRepository(session).list("j-p1", visible_to=None) == []
 
 
 async def test_shared_jobs_are_visible_to_the_groups_they_are_shared_with(db):
@@ -129,3 +131,51 @@ async def test_shared_jobs_are_visible_to_the_groups_they_are_shared_with(db):
         assert [j.job_id for j in listed.jobs] == ["j-sh3", "j-sh1"]
         assert await repo.count(job_filter=JobFilter(), visible_to=Audience("alice", ("ops",))) == 0
         assert (await repo.get("j-sh3")).shared_with == ("vision", "nlp")
+
+
+async def test_reads_on_a_callers_behalf_carry_readability_in_the_query(db):
+    shared = make_job("j-rd1", owner="bob")
+    shared.shared_with = ("nlp",)
+    await add(db, shared, make_job("j-rd2", owner="bob"))
+    pod = Pod(job_id="j-rd1", name="j-rd1-0", replica_index=0, phase=PodPhase.RUNNING)
+    events = [JobEvent(job_id=job_id, reason="Started", message="", key="e1", type=EventType.NORMAL,
+                       timestamp=T0) for job_id in ("j-rd1", "j-rd2")]
+    async with db.transaction() as session:
+        for job_id in ("j-rd1", "j-rd2"):
+            await PodRepository(session).replace(job_id, [Pod(
+                job_id=job_id, name=f"{job_id}-0", replica_index=0, phase=PodPhase.RUNNING)])
+        await EventRepository(session).add_new(events)
+    stranger, member, owner = Audience("alice"), Audience("alice", ("nlp",)), Audience("bob")
+    async with db.reader() as session:
+        jobs, pods, evts = JobRepository(session), PodRepository(session), EventRepository(session)
+        assert await jobs.get_readable("j-rd1", visible_to=stranger) is None
+        job, job_pods = await jobs.get_readable("j-rd1", visible_to=member, with_pods=True)
+        assert job.job_id == "j-rd1" and job_pods == [pod]
+        assert await jobs.get_readable("j-rd2", visible_to=member) is None
+        assert (await jobs.get_readable("j-rd2", visible_to=None))[0].owner == "bob"
+        by_job = await pods.for_jobs(["j-rd1", "j-rd2"], visible_to=member)
+        assert [p.name for p in by_job["j-rd1"]] == ["j-rd1-0"] and by_job["j-rd2"] == []
+        assert len((await pods.for_jobs(["j-rd2"], visible_to=owner))["j-rd2"]) == 1
+        assert await pods.readable_pod("j-rd2", "j-rd2-0", visible_to=member) is None
+        assert await pods.readable_pod("j-rd1", "../../etc/passwd", visible_to=member) is None
+        assert (await pods.readable_pod("j-rd1", "j-rd1-0", visible_to=member))[0] == "local"
+        seen = await evts.for_jobs(["j-rd1", "j-rd2"], visible_to=member)
+        assert len(seen["j-rd1"]) == 1 and seen["j-rd2"] == []
+        assert await evts.list("j-rd2", visible_to=stranger) == []
+
+
+async def test_events_are_added_in_batches_and_each_key_once(db):
+    await add(db, make_job("j-ev1"))
+    def event(key: str, seconds: int) -> JobEvent:
+        return JobEvent(job_id="j-ev1", reason="Tick", message=key, key=key,
+                        type=EventType.NORMAL, timestamp=T0 + timedelta(seconds=seconds))
+    many = [event(f"k{i}", i) for i in range(1200)]  # more than one INSERT's batch
+    async with db.transaction() as session:
+        added = await EventRepository(session).add_new([*many[:600], many[0]])
+        assert [e.key for e in added] == [f"k{i}" for i in range(600)]
+    async with db.transaction() as session:
+        added = await EventRepository(session).add_new(many)
+        assert [e.key for e in added] == [f"k{i}" for i in range(600, 1200)]
+    async with db.reader() as session:
+        stored = await EventRepository(session).list("j-ev1", visible_to=None)
+        assert len(stored) == 1200 and stored[0].key == "k0"

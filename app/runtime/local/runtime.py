@@ -77,10 +77,14 @@ class LocalRuntime:
                 await self.submit(job)
             else:
                 self._updates.put_nowait(recovery.lost_update(job))
-        # Full snapshots with every stored event: the database converges even if some
-        # updates were lost while the server went down (events are keyed: no duplicates).
+        # Full snapshots with every stored event of the jobs the database still has active:
+        # it converges even if some updates were lost while the server went down (events
+        # are keyed: no duplicates). A job the database has as ended got its last update,
+        # events included, in one transaction: nothing of it is sent again.
+        unfinished = {job.job_id for job in active_jobs}
         for live in sorted(sup.jobs.values(), key=lambda j: j.record.order):
-            self._updates.put_nowait(live.update(self._host, live.events))
+            if live.job_id in unfinished:
+                self._updates.put_nowait(live.update(self._host, live.events))
         sup.schedule()
 
     async def close(self) -> None:
