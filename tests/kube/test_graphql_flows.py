@@ -242,3 +242,24 @@ async def wait_for_job(client, job_id, predicate, timeout: float = 20.0) -> dict
             if predicate(job):
                 return job
             await asyncio.sleep(0.05)
+
+
+async def test_a_kueue_job_says_why_it_waits(cluster, tmp_path):
+    # Kueue's scheduler cannot fit the Workload: its condition and Warning event reach the
+    # job's reason and events through the API.
+    fake, alice = cluster.fake, cluster.alice
+    job = await create_job(alice, **shell_job("echo fits", tmp_path, resourcePoolId="kueue"))
+    job_id = job["jobId"]
+    await wait_for_status(alice, job_id, "QUEUED")
+    await wait_for_job(alice, job_id, lambda j: fake.workload(job_id) is not None)
+    message = ("couldn't assign flavors to pod set main: insufficient unused quota for cpu in "
+               "flavor default-flavor, 1 more needed")
+    fake.kueue_hold(job_id, "Pending", message)
+    waiting = await wait_for_job(alice, job_id, lambda j: j["reason"] == f"Pending: {message}")
+    assert waiting["status"] == "QUEUED"
+    await wait_for_job(alice, job_id, lambda j: any(
+        e["reason"] == "Pending" and e["type"] == "Warning" and e["message"] == message
+        for e in j["events"]))
+    fake.admit(job_id)
+    done = await wait_for_status(alice, job_id, "SUCCEEDED", "FAILED")
+    assert done["status"] == "SUCCEEDED" and done["reason"] is None

@@ -8,8 +8,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.domain.jobs import JobStatus
+from app.domain.jobs import JobStatus, Resources
 from app.domain.pools import ResourcePool
+from app.runtime.base import JobUpdate
 from app.runtime.kubernetes import KubernetesRuntime
 from tests.k8sfake import Delays, FakeKubernetes
 from tests.kube.test_runtime import Harness
@@ -133,3 +134,112 @@ async def test_deploy_rbac_allows_every_call_on_kueue_and_volcano_pools(tmp_path
             for request in calls:
                 g, resource, verbs = _authorization_of(request)
                 assert _allowed(rules, g, resource, verbs), (request, g, resource, verbs)
+
+
+def last_update(h: Harness, job_id: str) -> JobUpdate:
+    """The runtime's latest word on the job's status (an empty update before the first)."""
+    return next((u for u in reversed(h.updates) if u.job_id == job_id and u.status is not None),
+                JobUpdate(job_id=job_id))
+
+
+async def until(h: Harness, predicate, timeout: float = 10):
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await h.next_update()
+
+
+# The flavor assigner's messages (kueue v0.19.2 pkg/scheduler/flavorassigner/flavorassigner.go).
+UNUSED = ("couldn't assign flavors to pod set main: insufficient unused quota for "
+          "nvidia.com/gpu in flavor default-flavor, 2 more needed")
+MAXIMUM = ("couldn't assign flavors to pod set main: insufficient quota for nvidia.com/gpu in "
+           "flavor default-flavor, previously considered podsets requests (0) + current podset "
+           "request (16) > maximum capacity (8)")
+AFFINITY = "couldn't assign flavors to pod set main: flavor a100 doesn't match node affinity"
+
+
+async def test_why_a_kueue_job_waits(tmp_path):
+    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+        fake = h.fake
+        job = h.job(LOOP)
+        await h.runtime.submit(job)
+        await fake.wait_for(lambda: fake.workload(job.job_id))
+        for reason, message, code in (
+            ("Pending", UNUSED, "WAITING_FOR_QUOTA"),  # v0.19's default: the message says why
+            ("Pending", MAXIMUM, "EXCEEDS_QUOTA"),
+            ("WaitingForQuota", UNUSED, "WAITING_FOR_QUOTA"),  # UnadmittedWorkloadsObservability
+            ("ExceedsMaxQuota", MAXIMUM, "EXCEEDS_QUOTA"),
+            ("NoMatchingFlavor", AFFINITY, "NO_MATCHING_FLAVOR"),
+        ):
+            fake.kueue_hold(job.job_id, reason, message)
+            await until(h, lambda r=reason, m=message: (
+                (u := last_update(h, job.job_id)).pending_reason is not None
+                and u.reason == f"{r}: {m}"))
+            update = last_update(h, job.job_id)
+            assert update.status is JobStatus.QUEUED
+            assert (update.pending_reason.code, update.pending_reason.message) == (
+                code, f"{reason}: {message}")
+        # Kueue's Warning events on the Workload are the job's events.
+        await until(h, lambda: {("Pending", UNUSED), ("ExceedsMaxQuota", MAXIMUM)} <= {
+            (e.reason, e.message) for u in h.updates if u.job_id == job.job_id for e in u.events})
+        warnings = [e for u in h.updates if u.job_id == job.job_id for e in u.events
+                    if e.reason == "NoMatchingFlavor"]
+        assert warnings and warnings[0].type.value == "Warning"
+        # Admitted: it runs and the reason goes.
+        fake.admit(job.job_id)
+        running = await h.status(job.job_id, JobStatus.RUNNING)
+        assert running.pending_reason is None and running.reason is None
+        await until(h, lambda: any(e.reason == "QuotaReserved" for u in h.updates
+                                   if u.job_id == job.job_id for e in u.events))
+        await h.runtime.delete(job.job_id)
+
+
+async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
+    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+        fake = h.fake
+        job = h.job(LOOP, priority=100)  # the pool maps it to the class "urgent"
+        await h.runtime.submit(job)
+        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None
+                    and u.pending_reason.code == "WORKLOAD_PRIORITY_CLASS_NOT_FOUND")
+        update = last_update(h, job.job_id)
+        assert update.status is JobStatus.QUEUED
+        assert update.reason == 'WorkloadPriorityClass "urgent" not found'
+        assert fake.workload(job.job_id) is None
+        assert any(e.reason == "WorkloadPriorityClassNotFound" and e.type.value == "Warning"
+                   for u in h.updates if u.job_id == job.job_id for e in u.events)
+        # The class is created: Kueue makes the Workload, and the job waits for admission.
+        fake.kueue.add_priority_class("urgent", 100)
+        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None
+                    and u.pending_reason.code == "WAITING_FOR_ADMISSION")
+        assert fake.workload(job.job_id)["spec"]["priority"] == 100
+        await h.runtime.delete(job.job_id)
+
+
+async def test_volcano_places_a_gang_whole_or_not_at_all(tmp_path):
+    async for h in queued_harness(tmp_path, "volcano", volcano=True,
+                                  node_allocatable={"nvidia.com/gpu": 3}):
+        fake = h.fake
+        job = h.job(LOOP, replicas=4, resources=Resources(gpu=1))
+        await h.runtime.submit(job)
+        assert fake.job(job.job_id)["metadata"]["annotations"][
+            "scheduling.volcano.sh/group-min-member"] == "4"
+        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None)
+        update = last_update(h, job.job_id)
+        assert update.status is JobStatus.QUEUED
+        assert update.pending_reason.code == "GANG_UNSCHEDULABLE"
+        assert update.reason.startswith("NotEnoughResources: 4/4 tasks in gang unschedulable")
+        assert "Insufficient nvidia.com/gpu" in update.reason
+        await settled(h)
+        # Three GPUs for four replicas: not one of them is placed.
+        pods = fake.pods_of(job.job_id)
+        assert len(pods) == 4 and not any(p["spec"].get("nodeName") for p in pods)
+        [podgroup] = fake.store.list("podgroups")
+        assert podgroup["spec"]["minMember"] == 4
+        assert any(e.reason == "Unschedulable" and e.type.value == "Warning"
+                   for u in h.updates if u.job_id == job.job_id for e in u.events)
+        # A fourth GPU: the whole gang starts.
+        fake.volcano.allocatable["nvidia.com/gpu"] = 4
+        fake.volcano.wake.set()
+        running = await h.status(job.job_id, JobStatus.RUNNING)
+        assert running.pending_reason is None
+        await fake.wait_for(lambda: all(p["spec"].get("nodeName") for p in fake.pods_of(job.job_id)))
+        await h.runtime.delete(job.job_id)
