@@ -6,6 +6,7 @@ more, for ordinary calls, watches and the exec terminal alike."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from app.domain.jobs import JobStatus
@@ -65,3 +66,43 @@ async def test_tokens_from_an_exec_plugin_are_renewed_when_they_expire(tmp_path)
             consumer.cancel()
             await runtime.close()
             assert not fake.controller_errors
+
+
+async def test_a_token_whose_expiry_is_known_is_renewed_before_it_expires(tmp_path):
+    async with FakeKubernetes.running(token="static-token-nobody-has", delays=Delays()) as fake:
+        runs = tmp_path / "plugin.log"
+        kubeconfig = fake.write_exec_kubeconfig(
+            tmp_path / "kubeconfig", lifetime=LIFETIME, log_file=runs, report_expiry=True
+        )
+        pool = ResourcePool(id="p", runtime="kubernetes", options={"kubeconfig": str(kubeconfig)})
+        runtime = KubernetesRuntime(pool, archive_dir=tmp_path / "archive")
+        await runtime.start([])
+        h = Harness(fake, runtime, tmp_path)
+        consumer = asyncio.create_task(h.consume())
+        try:
+            first = h.job("true")
+            await runtime.submit(first)
+            assert len(plugin_runs(runs)) == 1
+            # Ten minutes later: the token expires within the five minutes the client
+            # keeps in hand, so the next request runs the plugin first — no 401 at all.
+            loader = runtime._credentials.loader
+            assert loader is not None
+            loader.exec_plugin_expiry = datetime.now(UTC) + timedelta(minutes=4)
+            before = len(fake.requests)
+            await runtime.submit(h.job("true"))
+            assert len(plugin_runs(runs)) == 2
+            assert not [r for r in fake.requests[before:] if r.status == 401]
+            assert fake.requests[-1].headers["Authorization"] == f"Bearer {plugin_runs(runs)[-1]}"
+
+            # A 401 renews through a reload; the early renewal must not put the loader's
+            # older token back afterwards.
+            fake.token_issuer.expire_issued()
+            await runtime.submit(h.job("true"))
+            assert len(plugin_runs(runs)) == 3
+            before = len(fake.requests)
+            await runtime.submit(h.job("true"))
+            assert not [r for r in fake.requests[before:] if r.status == 401]
+            assert len(plugin_runs(runs)) == 3
+        finally:
+            consumer.cancel()
+            await runtime.close()

@@ -51,6 +51,7 @@ class Credentials:
         self._reload = reload
         self._pool_id = pool_id
         self._lock = asyncio.Lock()
+        self.loader: KubeConfigLoader | None = None  # renewing before expiry
 
     def renew_before_expiry(self, loader: KubeConfigLoader) -> None:
         """Renew expiring tokens before requests (see the module's docstring)."""
@@ -66,16 +67,20 @@ class Credentials:
             if loader.provider != "gcp" and not hasattr(loader, "exec_plugin_expiry"):
                 return
             async with self._lock:
+                before = getattr(loader, "token", None)
                 if loader.provider == "gcp":
                     await loader.load_gcp_token()
                 else:
                     await loader.load_from_exec_plugin()
                 token = getattr(loader, "token", None)
-                if token and configuration.api_key.get("BearerToken") != token:
+                # Only a token the loader renewed now: after a 401 the configuration holds
+                # a newer one than this loader's.
+                if token and token != before:
                     configuration.api_key["BearerToken"] = token
                     log.info("k8s.credentials_renewed", pool=self._pool_id, why="expiring")
 
         self.configuration.refresh_api_key_hook = hook
+        self.loader = loader
 
     async def renew(self, *, rejected: str | None) -> bool:
         """After a 401 for the token `rejected`: reload the credentials; True when the
