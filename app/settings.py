@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.domain.limits import SizeLimits
 
 _SIZES = SizeLimits()  # the defaults
+
+
+# An origin as browsers send it: scheme://host[:port], no path.
+_ORIGIN = re.compile(r"^https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$")
+
+
+def _split_origins(value: str) -> list[str]:
+    return [o.strip().rstrip("/") for o in value.split(",") if o.strip()]
 
 
 class Settings(BaseSettings):
@@ -74,6 +83,22 @@ class Settings(BaseSettings):
     max_log_answer_bytes: int = Field(default=_SIZES.log_answer_bytes, ge=1024)
     # What a client sent, echoed in an error message or a log line, is cut to this.
     max_echo_bytes: int = Field(default=1024, ge=64)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if not _ORIGIN.match(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin; write scheme://host[:port] "
+                    "(e.g. https://console.example.com), comma-separated"
+                )
+        return value
+
+    @cached_property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        """JOBGRAPH_CORS_ORIGINS as origins, lower-cased, without a trailing slash."""
+        return tuple(o.lower() for o in _split_origins(self.cors_origins))
 
     @cached_property
     def size_limits(self) -> SizeLimits:

@@ -37,10 +37,29 @@ def _validation_message(error: RequestValidationError) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
+DESCRIPTION = """\
+The REST compatibility facade (`/api`) for legacy clients; the full API is GraphQL at
+`/graphql`. Every answer is the envelope `{"success", "data", "message"}` with a real
+HTTP status and, on errors, a machine `code`.
+
+- **Credentials:** `Authorization: Bearer <token>` or `X-Auth-Token: <token>`: an API
+  token, an OIDC token, or the session token `POST /api/login/account` answers.
+- **Status words:** a job's `status` is the legacy console's word (`Pending` for PENDING
+  and QUEUED, `Running`, `Stopping`, `Completed` for SUCCEEDED, `Failed`, `Stopped`);
+  `jobStatus` carries the exact GraphQL enum value. List filters take both vocabularies,
+  any case (`Completed`, `ManualTermination`, `Error`, `Pending`, `QUEUED` ...). GraphQL
+  keeps its enum.
+- **Names:** jobs carry `name` and `userId` beside `jobName` and `owner`.
+- **Cross-origin:** origins listed in `JOBGRAPH_CORS_ORIGINS` may call `/api` and
+  `/graphql` from a browser (CORS); empty means same origin only.
+"""
+
+
 def install(app: FastAPI, operations: Operations | None = None) -> None:
     """Raises OperationsInvalid when an operation does not fit the schema: the server
     must not start with a facade that would fail on every call."""
     operations = operations or Operations.load_file(required=ROUTE_OPERATIONS)
+    app.description = DESCRIPTION
     app.include_router(rest_router(operations))
     app.include_router(login_router())  # the one part not run through GraphQL (see login.py)
 

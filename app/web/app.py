@@ -25,6 +25,7 @@ from app.settings import Settings
 from app.web import health, metrics, terminal_socket
 from app.web.body_limit import RequestBodyLimit
 from app.web.bootstrap import start_services, stop_services
+from app.web.cors import install_cors
 from app.web.datadir import DataDirLock
 from app.web.graphiql import STATIC_DIR
 from app.web.graphql_route import graphql_router
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
+    install_cors(app, settings)  # last added: outermost
     app.include_router(health.router)
     app.include_router(metrics.router)
     # GraphiQL's and the terminal page's scripts, from `make assets`; no CDN needed.

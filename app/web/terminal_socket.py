@@ -28,6 +28,7 @@ from app.core.terminals import TerminalService, TerminalSession
 from app.domain.errors import DomainError
 from app.runtime.base import Terminal
 from app.web.auth import ServicesDep
+from app.web.cors import origin_allowed
 from app.web.graphiql import VENDOR_DIR
 
 STDIN, RESIZE = 0x00, 0x04
@@ -88,6 +89,11 @@ async def terminal_page(credential: str, services: ServicesDep) -> HTMLResponse:
 async def terminal_socket(websocket: WebSocket, credential: str, services: ServicesDep) -> None:
     terminals: TerminalService = services.terminals
     client = websocket.client.host if websocket.client else None
+    if not origin_allowed(websocket, services.settings):
+        # A page of an origin not listed in JOBGRAPH_CORS_ORIGINS: refused before the
+        # credential is looked at, so it stays usable from the right page.
+        await websocket.close(code=REFUSED)
+        return
     try:
         session = await terminals.open(credential, client_addr=client)
     except DomainError:

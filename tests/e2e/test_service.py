@@ -89,6 +89,8 @@ def test_bad_configuration_is_refused_with_what_to_fix(tmp_path):
         ({"JOBGRAPH_POOLS_FILE": str(pools)}, "pools: [ {id: k, runtime: kubernetes, queueing: slurm} ]", "queueing must be one of"),
         ({"JOBGRAPH_RATE_LIMIT_BURST": "lots"}, "", "JOBGRAPH_RATE_LIMIT_BURST"),
         ({"JOBGRAPH_OIDC_ISSUER": "https://idp.example"}, "", "JOBGRAPH_OIDC_AUDIENCE is required"),
+        ({"JOBGRAPH_CORS_ORIGINS": "https://ok.example, console.example/app"}, "",
+         "JOBGRAPH_CORS_ORIGINS: Value error, 'console.example/app' is not an origin"),
     ]
     for extra, text, words in cases:
         pools.write_text(text)

@@ -242,6 +242,15 @@ async def test_openapi_documents_the_routes_and_create_shapes(anonymous):
     refs = {r["$ref"].rsplit("/", 1)[1] for r in create["schema"]["oneOf"]}
     assert refs == {"FlatCreateRequest", "TaskParamsRequest"}
     schemas = document["components"]["schemas"]
-    for name in ("FlatCreateRequest", "TaskParamsRequest", "UnifiedTaskParams", "NativeTaskParams"):
+    for name in ("FlatCreateRequest", "TaskParamsRequest", "UnifiedTaskParams", "NativeTaskParams",
+                 "LoginRequest", "LoginAnswer", "LoginRefused"):
         assert name in schemas, name
+    # The legacy console's calls and words (issue 10).
+    assert {"/api/login/account", "/api/login/outLogin"} <= set(document["paths"])
+    summary = schemas["JobSummary"]["properties"]
+    assert {"name", "userId", "jobStatus"} <= set(summary)
+    assert "Completed" in summary["status"]["description"]
+    assert "ManualTermination" in schemas["ListJobsRequest"]["properties"]["status"]["description"]
+    assert "X-Auth-Token" in document["info"]["description"]
+    assert "JOBGRAPH_CORS_ORIGINS" in document["info"]["description"]
     assert (await anonymous.get("/docs")).status_code == 200
