@@ -17,6 +17,7 @@ import aiohttp
 from app.domain.jobs import JobStatus
 from app.domain.pools import ResourcePool
 from app.runtime.kubernetes import KubernetesRuntime
+from app.runtime.kubernetes.manifests import job_manifest
 from tests.k8sfake import Delays, FakeKubernetes
 from tests.kube.test_runtime import Harness
 
@@ -144,5 +145,43 @@ async def test_a_stalled_follow_is_reopened_while_the_pod_runs(tmp_path):
             written = fake.container_log(pod).splitlines()
             assert len(written) == 32 and written[-1] == "after"
             assert archived(archive, job.job_id, pod) == written
+        finally:
+            await stop(h)
+
+
+async def test_a_restarted_containers_previous_instance_is_archived(tmp_path):
+    """A container restarted in place (restartPolicy OnFailure, which a Job of someone
+    else's making may use): what its first instance wrote while nobody could follow it is
+    read with previous=true."""
+    async with FakeKubernetes.running(delays=Delays()) as fake:
+        archive = tmp_path / "archive"
+        h = await start(fake, tmp_path, archive, "a")
+        h.runtime._logs.idle_reopen = 0.3
+        try:
+            job = h.job('if [ -e ran ]; then echo "second run"; exit 0; fi; touch ran; '
+                        'echo "first run"; while [ ! -e go ]; do sleep 0.05; done; '
+                        'echo "first end"; exit 1')
+            manifest = job_manifest(job, h.runtime.options)
+            manifest["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+            manifest["spec"].pop("podFailurePolicy", None)  # it requires restartPolicy Never
+            manifest["spec"]["backoffLimit"] = 1  # (with OnFailure, restarts count)
+            async with aiohttp.ClientSession() as session, session.post(
+                f"{fake.url}/apis/batch/v1/namespaces/default/jobs", json=manifest,
+                headers={"Authorization": f"Bearer {fake.token}"},
+            ) as response:
+                assert response.status == 201
+            h.runtime._cache.known.add(job.job_id)
+            running = await h.status(job.job_id, JobStatus.RUNNING)
+            pod = running.pods[0].name
+            await until(lambda: archived(archive, job.job_id, pod) == ["first run"])
+            await fake.go_offline()  # nobody follows the end of the first instance
+            (fake.kubelet.root / fake.pod(pod)["metadata"]["uid"] / "go").touch()
+            await fake.wait_for(lambda: fake.pod(pod)["status"].get("phase") == "Succeeded")
+            await fake.go_online()
+            await until(lambda: (archive / job.job_id / f"{pod}.done").exists())
+            assert archived(archive, job.job_id, pod) == ["first run", "first end", "second run"]
+            previous = [c for c in fake.calls("GET", f"/api/v1/namespaces/default/pods/{pod}/log")
+                        if c.param("previous") == "True"]
+            assert previous and all(c.param("sinceTime") for c in previous)
         finally:
             await stop(h)

@@ -88,6 +88,9 @@ class Resume:
         self.count += 1
         return True
 
+    def since(self) -> str | None:
+        return since_time(self.ts) if self.ts is not None else None
+
 
 def resume_of(lines: list[bytes]) -> Resume:
     """The resume point after `lines` (archived, with their timestamps)."""

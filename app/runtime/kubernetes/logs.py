@@ -176,10 +176,12 @@ class PodLogs:
         previous: bool = False,
         tail_lines: int | None = None,
         wait: bool = False,
+        reopen: bool = True,
     ) -> AsyncIterator[Batch]:
         """The lines after `resume` (which advances), in batches as they arrive. A follow
         goes on until the container ends; one silent for `idle_reopen` seconds is reopened
-        from the last timestamp (it may have stalled at a rotation)."""
+        from the last timestamp (it may have stalled at a rotation); without `reopen`,
+        `_Silent` is raised instead."""
         while True:
             response = await self._open_log(
                 pod_name, follow=follow, previous=previous, since_time=resume.again(),
@@ -192,7 +194,9 @@ class PodLogs:
                         yield fresh
                 return
             except _Silent:
-                log.info("k8s.log_follow_reopened", pod=pod_name, since=resume.again())
+                if not reopen:
+                    raise
+                log.info("k8s.log_follow_reopened", pod=pod_name, since=resume.since())
             finally:
                 response.release()
 
@@ -326,20 +330,26 @@ class PodLogs:
             await asyncio.to_thread(writer.close)
 
     async def _archive_until_ended(self, job_id: str, pod_name: str, writer: ArchiveWriter) -> None:
+        resumed = False
         while True:
             changed = self._cache.next_pod_change()
             pod = self._cache.pods.get(pod_name)
             ended = pod is None or pod_of(job_id, pod).phase in ENDED
             copied = 0
             try:
-                if pod is not None and _restarts(pod):
-                    try:  # the rest of the previous container instance
+                # After any break the container may have restarted meanwhile (the cache
+                # may not know yet): first the rest of the previous instance, older.
+                if pod is not None and (resumed or _restarts(pod)):
+                    try:
                         copied += await self._copy(writer, pod_name, previous=True, follow=False)
                     except (Conflict, NotFound):
                         raise
-                    except DomainError as error:  # e.g. its log is gone with a further restart
-                        log.info("k8s.archive_previous_skipped", pod=pod_name, reason=error.message)
+                    except DomainError:
+                        pass  # no previous instance (400 "previous terminated container ...")
+                resumed = True
                 copied += await self._copy(writer, pod_name, previous=False, follow=not ended)
+            except _Silent:
+                continue  # reopen now (previous instance first: it may have restarted)
             except NotFound:
                 ended = True  # the pod is gone: there is nothing more to read
             except Conflict:
@@ -365,7 +375,7 @@ class PodLogs:
     ) -> int:
         copied = 0
         async for batch in self._stream(
-            pod_name, resume=writer.resume, follow=follow, previous=previous
+            pod_name, resume=writer.resume, follow=follow, previous=previous, reopen=False
         ):
             await asyncio.to_thread(writer.append, [raw for _, raw in batch])
             copied += len(batch)
