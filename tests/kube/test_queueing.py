@@ -190,7 +190,6 @@ async def test_why_a_kueue_job_waits(tmp_path):
         assert running.pending_reason is None and running.reason is None
         await until(h, lambda: any(e.reason == "QuotaReserved" for u in h.updates
                                    if u.job_id == job.job_id for e in u.events))
-        await h.runtime.delete(job.job_id)
 
 
 async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
@@ -242,4 +241,19 @@ async def test_volcano_places_a_gang_whole_or_not_at_all(tmp_path):
         running = await h.status(job.job_id, JobStatus.RUNNING)
         assert running.pending_reason is None
         await fake.wait_for(lambda: all(p["spec"].get("nodeName") for p in fake.pods_of(job.job_id)))
+
+
+async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path):
+    from app.domain.errors import Conflict
+
+    async for h in queued_harness(tmp_path, "kueue"):  # the fake runs no Kueue
+        job = h.job(LOOP)
+        await h.runtime.submit(job)
+        await h.status(job.job_id, JobStatus.QUEUED)
+        try:
+            await h.runtime.stop(job.job_id)
+        except Conflict as error:
+            assert "serves no workloads.kueue.x-k8s.io/v1beta2" in error.message
+        else:
+            raise AssertionError("the stop claimed success without Kueue")
         await h.runtime.delete(job.job_id)

@@ -317,13 +317,20 @@ class KubernetesRuntime:
             lambda: self.batch.read_namespaced_job(job_id, self.namespace, _request_timeout=REQUEST_TIMEOUT),
         ))
         uid = job["metadata"]["uid"]
-        listing = await call(
-            f"list the Workloads of Job {job_id}",
-            lambda: self.custom.list_namespaced_custom_object(
-                KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL,
-                label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}", _request_timeout=REQUEST_TIMEOUT,
-            ),
-        )
+        try:
+            listing = await call(
+                f"list the Workloads of Job {job_id}",
+                lambda: self.custom.list_namespaced_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL,
+                    label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}", _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        except NotFound:
+            # The resource itself is unknown: no Kueue (v0.19 serves workloads v1beta2) here.
+            raise Conflict(
+                f"stop {job_id}: pool {self.pool.id!r} uses Kueue, but its cluster serves no "
+                f"{KUEUE_PLURAL}.{KUEUE_GROUP}/{KUEUE_VERSION}; install Kueue v0.19 or later"
+            ) from None
         owned = [w for w in listing["items"] if owner_job(w) == (job_id, uid)]
         if not owned:
             self._cache.stopped_by_deletion.add(job_id)
