@@ -33,6 +33,9 @@ TOKEN_PREFIX = "jg_"
 # (POST /api/login/account), which its logout may revoke.
 API_TOKEN_ID_PREFIX = "t-"
 SESSION_ID_PREFIX = "s-"
+# An expired session token stays this long, so a late request still hears "expired"
+# rather than "unknown"; then the next login deletes it.
+SESSION_KEPT_AFTER_EXPIRY = timedelta(days=1)
 _USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,254}$")
 # Verified tokens kept; the least recently used go first past this.
 MAX_CACHED_TOKENS = 10_000
@@ -119,6 +122,11 @@ class TokenService:
             origin = await repository.by_hash(hash_token(source))
             if origin is not None and origin.expires_at is not None:
                 expires_at = min(expires_at, origin.expires_at)
+            # Each login adds a row: those of sessions long over go, so the table stays the
+            # size of the live sessions.
+            await repository.delete_expired(
+                id_prefix=SESSION_ID_PREFIX, before=utcnow() - SESSION_KEPT_AFTER_EXPIRY
+            )
             token, secret = _new_token(
                 SESSION_ID_PREFIX, user=principal.user, is_admin=principal.is_admin,
                 groups=principal.groups, expires_at=expires_at,

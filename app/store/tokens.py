@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.tokens import TokenInfo
@@ -55,6 +55,16 @@ class TokenRepository:
     async def count(self) -> int:
         statement = select(func.count()).select_from(ApiTokenRow)
         return (await self.session.execute(statement)).scalar_one()
+
+    async def delete_expired(self, *, id_prefix: str, before: datetime) -> int:
+        """Delete the tokens whose id starts with `id_prefix` that expired before `before`;
+        how many were deleted."""
+        statement = delete(ApiTokenRow).where(
+            ApiTokenRow.id.startswith(id_prefix, autoescape=True),
+            ApiTokenRow.expires_at < before,
+        )
+        result = await self.session.execute(statement)
+        return result.rowcount or 0
 
     async def revoke(self, token_id: str, *, at: datetime) -> bool:
         row = await self.session.get(ApiTokenRow, token_id)

@@ -9,8 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from app.domain.jobs import EventType, Job, JobEvent, JobSpec, JobStatus, Pod, PodPhase
 from app.domain.listing import Audience, JobCursor, JobFilter, PageRequest
+from app.domain.tokens import TokenInfo
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
+from app.store.tokens import TokenRepository
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
@@ -179,3 +181,27 @@ async def test_events_are_added_in_batches_and_each_key_once(db):
     async with db.reader() as session:
         stored = await EventRepository(session).list("j-ev1", visible_to=None)
         assert len(stored) == 1200 and stored[0].key == "k0"
+
+
+async def test_expired_tokens_of_one_kind_are_deleted(db):
+    now = datetime.now(UTC)
+
+    def token(token_id: str, expired_ago: timedelta | None) -> TokenInfo:
+        expires = now - expired_ago if expired_ago is not None else None
+        return TokenInfo(id=token_id, user="u", is_admin=False, groups=(), created_at=now - timedelta(days=30),
+                         expires_at=expires)
+
+    tokens = [
+        token("s-long-over", timedelta(days=2)), token("s-just-over", timedelta(hours=1)),
+        token("s-live", -timedelta(hours=1)), token("t-long-over", timedelta(days=2)),
+        token("t-forever", None),
+    ]
+    async with db.transaction() as session:
+        for item in tokens:
+            await TokenRepository(session).add(item, token_hash=item.id)
+    async with db.transaction() as session:
+        deleted = await TokenRepository(session).delete_expired(id_prefix="s-", before=now - timedelta(days=1))
+    assert deleted == 1
+    async with db.reader() as session:
+        left = {t.id for t in await TokenRepository(session).list()}
+    assert left == {"s-just-over", "s-live", "t-long-over", "t-forever"}
