@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import Configuration
 
 from app.domain.jobs import JobStatus
 from app.domain.pools import ResourcePool
@@ -185,3 +187,35 @@ async def test_a_restarted_containers_previous_instance_is_archived(tmp_path):
             assert previous and all(c.param("sinceTime") for c in previous)
         finally:
             await stop(h)
+
+
+async def test_log_follows_do_not_take_the_connections_of_other_calls(tmp_path):
+    """Each running pod's log is followed on a long-lived request: they have a connection
+    pool of their own, so the API calls keep theirs (the library allows 100 by default;
+    4 here, with 3 watches)."""
+    async with FakeKubernetes.running(delays=Delays()) as fake:
+        configuration = Configuration()
+        await config.load_kube_config_from_dict(fake.kubeconfig_dict(),
+                                                client_configuration=configuration)
+        configuration.connection_pool_maxsize = 4
+        pool = ResourcePool(id="p", runtime="kubernetes", options={})
+        runtime = KubernetesRuntime(pool, archive_dir=tmp_path / "archive",
+                                    configuration=configuration)
+        await runtime.start([])
+        h = Harness(fake, runtime, tmp_path)
+        consumer = asyncio.create_task(h.consume())
+        try:
+            jobs = [h.job("echo up; sleep 600") for _ in range(3)]
+            for job in jobs:
+                await runtime.submit(job)
+            for job in jobs:
+                running = await h.status(job.job_id, JobStatus.RUNNING)
+                await until(lambda r=running, j=job: archived(
+                    tmp_path / "archive", j.job_id, r.pods[0].name) == ["up"])
+            async with asyncio.timeout(20):
+                for job in jobs:
+                    await runtime.stop(job.job_id)
+                    await h.status(job.job_id, JobStatus.STOPPED)
+        finally:
+            consumer.cancel()
+            await runtime.close()

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
-from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client import ApiClient, Configuration, rest
 from kubernetes_asyncio.client.exceptions import ApiException
 from kubernetes_asyncio.config.kube_config import KubeConfigLoader
 
@@ -117,6 +117,15 @@ class RenewingApiClient(ApiClient):
     def __init__(self, credentials: Credentials) -> None:
         super().__init__(configuration=credentials.configuration)
         self._credentials = credentials
+
+    @classmethod
+    async def unbounded(cls, credentials: Credentials) -> RenewingApiClient:
+        """A client without the library's cap of 100 connections, for log follows: one
+        long-lived request per running pod must not starve the other calls of theirs."""
+        client = cls(credentials)
+        await client.rest_client.close()  # made by ApiClient.__init__, never used
+        client.rest_client = rest.RESTClientObject(credentials.configuration, maxsize=0)
+        return client
 
     async def call_api(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         token = bearer(self.configuration)

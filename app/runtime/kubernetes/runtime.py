@@ -136,6 +136,7 @@ class KubernetesRuntime:
         self._credentials = await self._load_credentials()
         self._configuration = self._credentials.configuration
         self._api = RenewingApiClient(self._credentials)
+        self._log_api = await RenewingApiClient.unbounded(self._credentials)
         self.batch = BatchV1Api(self._api)
         self.core = CoreV1Api(self._api)
         self.custom = CustomObjectsApi(self._api)
@@ -192,6 +193,7 @@ class KubernetesRuntime:
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         if self._api is not None:
             await self._api.close()
+            await self._log_api.close()
 
     def watch(self) -> AsyncIterator[JobUpdate]:
         return self._iterate_updates()
@@ -445,8 +447,7 @@ class KubernetesRuntime:
     ) -> Awaitable[aiohttp.ClientResponse]:
         """GET …/pods/{name}/log as `CoreV1Api.read_namespaced_pod_log` sends it, plus
         `sinceTime`, which kubernetes_asyncio 36.1 does not generate."""
-        assert self._api is not None  # started
-        return self._api.call_api(
+        return self._log_api.call_api(
             "/api/v1/namespaces/{namespace}/pods/{name}/log", "GET",
             path_params={"namespace": self.namespace, "name": pod_name},
             query_params=query,
