@@ -259,10 +259,9 @@ class Volcano:
         changed = self._set_condition(pg, {
             "type": "Scheduled", "status": "True", "reason": "tasks in gang are ready to be "
             "scheduled", "message": "", "lastTransitionTime": self.fake.clock.rfc3339()})
-        for cond in pg["status"]["conditions"]:
-            if cond["type"] == "Unschedulable" and cond["status"] == "True":
-                cond["status"] = "False"
-                changed = True
+        # The Unschedulable condition of an earlier session stays as it was (conditions are
+        # replaced per type, framework/session.go UpdatePodGroupCondition); the phase tells:
+        # Running once minMember pods are bound (session.go getPodGroupPhase).
         if pg["status"].get("phase") != "Running":
             pg["status"]["phase"] = "Running"
             changed = True

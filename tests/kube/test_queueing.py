@@ -257,3 +257,17 @@ async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path)
         else:
             raise AssertionError("the stop claimed success without Kueue")
         await h.runtime.delete(job.job_id)
+
+
+async def test_kueue_v0_19_logs_a_missing_priority_class_only(tmp_path):
+    # Kueue v0.19.2 writes no event for it: the reason names the class to check.
+    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+        h.fake.kueue.priority_class_events = False
+        job = h.job(LOOP, priority=100)
+        await h.runtime.submit(job)
+        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None)
+        update = last_update(h, job.job_id)
+        assert update.pending_reason.code == "WAITING_FOR_WORKLOAD"
+        assert update.reason == ("Kueue has not created the job's Workload yet; is there a "
+                                 "WorkloadPriorityClass 'urgent'?")
+        await h.runtime.delete(job.job_id)

@@ -43,6 +43,7 @@ LEGACY_MESSAGES = (
     ("insufficient unused quota", "WAITING_FOR_QUOTA"),
 )
 PRIORITY_CLASS_NOT_FOUND = "WorkloadPriorityClassNotFound"
+PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
 
 
 def _code(reason: str, message: str) -> str:
@@ -98,7 +99,12 @@ class KueueView:
             if job_id in self._missing_class:
                 return PendingReason("WORKLOAD_PRIORITY_CLASS_NOT_FOUND",
                                      self._missing_class[job_id])
-            return PendingReason("WAITING_FOR_WORKLOAD", "Kueue has not created the job's Workload yet")
+            message = "Kueue has not created the job's Workload yet"
+            priority_class = ((job.get("metadata") or {}).get("labels") or {}).get(PRIORITY_CLASS_LABEL)
+            if priority_class:
+                # Kueue v0.19 only logs a missing class; name what to check.
+                message += f"; is there a WorkloadPriorityClass {priority_class!r}?"
+            return PendingReason("WAITING_FOR_WORKLOAD", message)
         if not is_active(workload):
             return PendingReason("DEACTIVATED", "The workload is deactivated")
         reserved = condition(workload, "QuotaReserved")
