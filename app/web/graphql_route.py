@@ -3,6 +3,7 @@ WebSocket for subscriptions (graphql-transport-ws and the legacy graphql-ws)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -117,6 +118,14 @@ class JobgraphGraphQLRouter(GraphQLRouter):
             if error.original_error is None and not (error.extensions or {}).get("code"):
                 error.extensions = {**(error.extensions or {}), "code": "GRAPHQL_PARSE_FAILED"}
         return await super().process_result(request, result)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """WebSocket messages: what the HTTP route refuses is not JSON here either, and
+        the socket closes as for any invalid message (4400), not with a crash."""
+        try:
+            return load_json(data, what="the message")
+        except JSONBodyInvalid as error:
+            raise json.JSONDecodeError(error.message, "", 0) from None
 
     def parse_json(self, data: str | bytes) -> Any:
         try:

@@ -4,8 +4,11 @@ never a 500."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
+import websockets
 
 DEEP = 3_000  # past the JSON scanner's own recursion guard
 SHALLOW_BUT_DEEP = 200  # parses, then would recurse in variable coercion or validation
@@ -85,3 +88,23 @@ async def test_a_body_of_too_many_values_is_refused_before_coercion(http):
     assert "more than 10000 JSON values" in response.text
     rest = await http.post("/api/jobs/create", json={"jobName": "many", "image": "i", "command": ["x"] * 20_000})
     assert rest.status_code == 400 and "more than 10000 JSON values" in rest.json()["message"]
+
+
+@pytest.mark.parametrize("levels", [DEEP, SHALLOW_BUT_DEEP])
+async def test_a_websocket_message_nested_too_deep_closes_as_invalid(running, levels):
+    """graphql-transport-ws: such a message is not JSON this server takes (4400, as for
+    any invalid message); the server goes on serving."""
+    url = running.server.url.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+        init = {"type": "connection_init", "payload": {"token": running.alice_token}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        query = "subscription($id: ID) { jobUpdated(jobId: $id) { jobId } }"
+        deep = '{"id": "1", "type": "subscribe", "payload": {"query": %s, "variables": {"x": %s}}}' % (
+            json.dumps(query), nested(levels).decode())
+        await ws.send(deep)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+        assert closed.value.rcvd.code == 4400
+    response = await httpx.AsyncClient(base_url=running.server.url).get("/healthz")
+    assert response.status_code == 200
