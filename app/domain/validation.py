@@ -29,6 +29,10 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$")
 _LABEL_PREFIX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+# Label prefixes that belong to Kubernetes (and its subdomains), the queueing systems and
+# jobgraph itself: a job's own label there would be read by them (or replace jobgraph's).
+RESERVED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
+RESERVED_LABEL_PREFIXES = ("kueue.x-k8s.io", "scheduling.volcano.sh", "jobgraph.io")
 
 
 @dataclass(slots=True)
@@ -219,6 +223,16 @@ def _check_label(key: str, value: str) -> None:
         raise ValidationFailed(
             f"label key {key!r} is not valid: at most 63 letters, digits, '-', '_' or '.', "
             "starting and ending with a letter or digit, with an optional DNS prefix and '/'",
+            field="labels",
+        )
+    if prefix and (
+        prefix in RESERVED_LABEL_PREFIXES
+        or any(prefix == d or prefix.endswith("." + d) for d in RESERVED_LABEL_DOMAINS)
+    ):
+        raise ValidationFailed(
+            f"label key {key!r} uses the reserved prefix {prefix + '/'!r}: prefixes of "
+            "kubernetes.io, k8s.io, kueue.x-k8s.io, scheduling.volcano.sh and jobgraph.io "
+            "belong to the cluster and jobgraph; use a prefix of your own",
             field="labels",
         )
     if not isinstance(value, str) or not _LABEL_VALUE.match(value):

@@ -5,6 +5,8 @@ do not run, podFailurePolicy, the new terminal conditions, deadlines and refused
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 from collections.abc import Callable
 
 import pytest
@@ -13,7 +15,10 @@ from app.domain.errors import Conflict
 from app.domain.jobs import JobStatus, Pod
 from app.runtime.base import JobUpdate
 from tests.k8sfake import Delays
+from tests.kube.conftest import shell_job
 from tests.kube.test_runtime import Harness, harness
+from tests.support.jobs import create_errors, create_job, wait_for_status
+from tests.support.server import JOBGRAPH, free_port
 
 SIDECAR = {"sidecar.istio.io/inject": "true"}
 
@@ -156,3 +161,40 @@ async def test_the_timeout_counts_running_time_not_waiting(tmp_path):
         await h.fake.advance(10)
         failed = await h.status(job.job_id, JobStatus.FAILED)
         assert failed.reason == "DeadlineExceeded"
+
+
+async def test_labels_with_reserved_prefixes_are_refused_at_submit(cluster, tmp_path):
+    before = len(cluster.fake.calls("POST", "/apis/batch/v1"))
+    for key in ("kueue.x-k8s.io/queue-name", "kubernetes.io/arch", "node.k8s.io/x",
+                "scheduling.volcano.sh/queue-name", "jobgraph.io/pool"):
+        [error] = await create_errors(cluster.alice, **shell_job(
+            "true", tmp_path, resourcePoolId="kueue", queue="team-a", labels={key: "x"}))
+        assert error["field"] == "labels" and error["code"] == "INVALID_ARGUMENT", error
+        assert f"reserved prefix '{key.split('/')[0]}/'" in error["message"]
+    assert len(cluster.fake.calls("POST", "/apis/batch/v1")) == before  # nothing was sent
+    job = await create_job(cluster.alice, **shell_job(
+        "true", tmp_path, labels={"sidecar.istio.io/inject": "false", "team": "vision"}))
+    assert (await wait_for_status(cluster.alice, job["jobId"], "SUCCEEDED", "FAILED"))[
+        "status"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(("pools", "words"), [
+    ("pools: [ {id: k, runtime: kubernetes, queueing: kueue, queues: [Team A]} ]",
+     "queue 'Team A' cannot be a kueue queue: it goes into a label value"),
+    (f"pools: [ {{id: k, runtime: kubernetes, queueing: kueue, queues: [{'q' * 64}]}} ]",
+     "cannot be a kueue queue: it goes into a label value: at most 63"),
+    ("pools: [ {id: k, runtime: kubernetes, queueing: volcano, queues: [Research]} ]",
+     "queue 'Research' cannot be a volcano queue: it names a cluster object"),
+    ("pools: [ {id: k, runtime: kubernetes, queueing: kueue, queues: [a],"
+     " priorityClasses: [{name: 'high prio', value: 1}]} ]",
+     "priority class 'high prio' is not valid"),
+])
+def test_serve_refuses_a_pools_file_with_names_kubernetes_refuses(tmp_path, pools, words):
+    (tmp_path / "pools.yaml").write_text(pools)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JOBGRAPH_")}
+    env.update(JOBGRAPH_DATA_DIR=str(tmp_path / "data"),
+               JOBGRAPH_POOLS_FILE=str(tmp_path / "pools.yaml"))
+    result = subprocess.run([JOBGRAPH, "serve", "--port", str(free_port())], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result
+    assert words in result.stderr and "Traceback" not in result.stderr, result.stderr

@@ -15,6 +15,21 @@ KNOWN = frozenset({
     "defaultImage", "priorityClasses", "masterPort",
 })
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+
+
+def _name_problem(name: str, *, label_value: bool) -> str | None:
+    """Why Kubernetes would refuse `name` as an object name (a DNS subdomain: LocalQueues,
+    Volcano Queues, (Workload)PriorityClasses) and, when it also goes into a label, as a
+    label value (apimachinery's IsDNS1123Subdomain, IsValidLabelValue)."""
+    if label_value and not (len(name) <= 63 and _LABEL_VALUE.match(name)):
+        return ("it goes into a label value: at most 63 letters, digits, '-', '_' or '.', "
+                "starting and ending with a letter or digit")
+    if not (len(name) <= 253 and _DNS_SUBDOMAIN.match(name)):
+        return ("it names a cluster object: lower-case letters, digits, '-' and '.', "
+                "starting and ending with a letter or digit, at most 253 characters")
+    return None
 
 
 class PoolOptionsError(ValueError):
@@ -83,6 +98,17 @@ class KubernetesPoolOptions:
                 raise PoolOptionsError(
                     f"{where}: priorityClasses entries need a name and an integer value"
                 ) from None
+        if queueing in ("kueue", "volcano"):
+            for queue in pool.queues:
+                problem = _name_problem(queue, label_value=queueing == "kueue")
+                if problem:
+                    raise PoolOptionsError(f"{where}: queue {queue!r} cannot be a {queueing} queue: "
+                                           f"{problem}")
+        for cls_ in classes:
+            # Kueue reads the class from a label; otherwise it is the pod's priorityClassName.
+            problem = _name_problem(cls_.name, label_value=queueing == "kueue")
+            if problem:
+                raise PoolOptionsError(f"{where}: priority class {cls_.name!r} is not valid: {problem}")
         kubeconfig = opts.get("kubeconfig")
         return cls(
             namespace=namespace,
