@@ -4,7 +4,7 @@ TEST DOUBLE: part of the fake Kubernetes API server under tests/; never shipped.
 
 Istio's injector adds an ``istio-proxy`` container to a pod labelled
 ``sidecar.istio.io/inject: "true"`` (the pod label overrides the namespace's
-``istio-injection`` label; istio/istio pkg/kube/inject/webhook.go, injectRequired) and records
+``istio-injection`` label; istio/istio pkg/kube/inject/inject.go, injectRequired) and records
 what it added in the ``sidecar.istio.io/status`` annotation. Modelled: the classic (non-native)
 injection only, as a regular container appended to ``spec.containers``. Not modelled: the
 ``istio-init`` init container (the fake runs no init containers) and native sidecars

@@ -198,3 +198,24 @@ def test_serve_refuses_a_pools_file_with_names_kubernetes_refuses(tmp_path, pool
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result
     assert words in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+async def test_a_job_deleted_while_it_retries_is_not_run_again(tmp_path):
+    # The failed attempt's last pod takes its grace period to go: delete the job meanwhile.
+    async for h in harness(tmp_path, delays=Delays(max_grace=60)):
+        job = h.job('if [ "$RANK" = 1 ]; then exit 3; fi; trap "" TERM; '
+                    "while :; do sleep 0.05; done", replicas=2, max_retries=2)
+        await h.runtime.submit(job)
+        await _update(h, job.job_id, lambda u: "retrying" in (u.reason or ""))
+        await h.runtime.delete(job.job_id)
+        for pod in h.fake.pods_of(job.job_id):
+            h.fake.terminate_container(pod["metadata"]["name"], sig=9)
+        await h.fake.wait_for(lambda: h.fake.job(job.job_id) is None
+                              and not h.fake.pods_of(job.job_id))
+        # Anything the runtime does on the Job's deletion is sent before this job's create.
+        await h.fake.wait_for(lambda: job.job_id not in h.runtime._cache.jobs)
+        marker = h.job("true")
+        await h.runtime.submit(marker)
+        creates = [r for r in h.fake.calls("POST", "/apis/batch/v1/namespaces/default/jobs")
+                   if r.body["metadata"]["name"] == job.job_id]
+        assert len(creates) == 1

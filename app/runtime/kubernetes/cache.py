@@ -140,9 +140,10 @@ class ClusterCache:
 
     def _job_vanished(self, job_id: str) -> None:
         self._reported.pop(job_id, None)
-        if job_id in self.retrying:
+        attempt = self.retrying.pop(job_id, None)
+        if attempt is not None and job_id not in self.deleting:
             # The failed attempt's Job went with all its pods (foreground deletion): run again.
-            self._start_attempt(job_id, self.retrying.pop(job_id))
+            self._start_attempt(job_id, attempt)
             return
         self._gone.pop(job_id, None)
         if job_id in self.deleting:
