@@ -86,6 +86,11 @@ def test_replicas_kueue_volcano_and_priorities():
     assert pod["spec"]["schedulerName"] == "volcano" and pod["spec"]["priorityClassName"] == "low"
     assert pod["metadata"]["annotations"]["scheduling.volcano.sh/queue-name"] == "q1"
     assert "suspend" not in v["spec"]
+    # Volcano gangs all replicas: the Job (the PodGroup's owner) names minMember.
+    gang = job_manifest(job(replicas=4), options(queueing="volcano"))
+    assert gang["metadata"]["annotations"]["scheduling.volcano.sh/group-min-member"] == "4"
+    assert "scheduling.volcano.sh/group-min-member" not in gang["spec"]["template"]["metadata"][
+        "annotations"]
 
     with pytest.raises(ValidationFailed, match="image is required"):
         job_manifest(job(image=None), options())

@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from app.domain.jobs import JobStatus, Resources
+from app.domain.jobs import JobStatus, PodPhase, Resources
 from app.domain.pools import ResourcePool
 from app.runtime.base import JobUpdate
 from app.runtime.kubernetes import KubernetesRuntime
@@ -59,7 +59,8 @@ async def test_a_stopped_kueue_job_stays_stopped(tmp_path):
         fake.admit(job.job_id)
         await h.status(job.job_id, JobStatus.RUNNING)
         await h.runtime.stop(job.job_id)
-        await h.status(job.job_id, JobStatus.STOPPED)
+        stopped = await h.status(job.job_id, JobStatus.STOPPED)
+        assert stopped.pods and all(p.phase in (PodPhase.SUCCEEDED, PodPhase.FAILED) for p in stopped.pods)
         await settled(h)
         # Kueue did not unsuspend it: nothing runs, nothing can start.
         assert live_pods(fake, job.job_id) == []
