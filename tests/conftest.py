@@ -24,6 +24,22 @@ from tests.support.server import (
 PG_BASE_URL = os.environ.get("JOBGRAPH_TEST_DATABASE_URL")
 
 
+@pytest.fixture(autouse=True)
+def no_slow_callbacks():
+    """Fail the test during which a server under test logged a callback that held its
+    event loop over 100 ms (asyncio debug mode, see `server_env`): blocking I/O on the
+    loop is a bug."""
+    marks = {server: len(server.output) for server in list(Server.made)}
+    yield
+    slow = []
+    for server in list(Server.made):
+        # A server's output restarts with each start; a new one starts at line 0.
+        since = marks.get(server, 0) if len(server.output) >= marks.get(server, 0) else 0
+        slow += server.slow_callbacks(since)
+    if slow:
+        pytest.fail("the event loop was blocked:\n" + "".join(slow[:10]), pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def database_kind() -> str:
     return "postgresql" if PG_BASE_URL else "sqlite"

@@ -11,14 +11,19 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import asyncpg
 import httpx
 
 JOBGRAPH = str(Path(sys.executable).with_name("jobgraph"))
 STARTUP_TIMEOUT = 30.0
+# What asyncio's debug mode logs for a callback that held the event loop too long.
+SLOW_CALLBACK = "Executing "
+SLOW_CALLBACK_TOOK = " seconds"
 
 
 def free_port() -> int:
@@ -57,6 +62,22 @@ class Server:
     process: subprocess.Popen | None = None
     output: list[str] = field(default_factory=list)
     _lines: queue.Queue[str | None] = field(default_factory=queue.Queue)
+    # Every server made by the tests, for the slow-callback check after each test.
+    made: ClassVar[weakref.WeakSet[Server]] = weakref.WeakSet()
+
+    def __post_init__(self) -> None:
+        Server.made.add(self)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def slow_callbacks(self, since: int = 0) -> list[str]:
+        """Lines (from output line `since` on) where asyncio reported a callback that
+        blocked the event loop."""
+        return [
+            line for line in self.output[since:]
+            if SLOW_CALLBACK in line and " took " in line and SLOW_CALLBACK_TOOK in line
+        ]
 
     @property
     def url(self) -> str:

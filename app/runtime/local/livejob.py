@@ -28,6 +28,7 @@ class LiveJob:
     terminals: list[set[PtyTerminal]] = field(init=False)  # open shells per replica
     deadline_timer: asyncio.TimerHandle | None = None
     kill_timer: asyncio.TimerHandle | None = None
+    unsaved_events: list[JobEvent] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.state.replicas)
@@ -70,7 +71,7 @@ class LiveJob:
     ) -> JobEvent:
         event = JobEvent(job_id=self.job_id, reason=reason, message=message, type=type)
         self.events.append(event)
-        records.append_event(self.paths, event)
+        self.unsaved_events.append(event)  # written to events.jsonl with the next state
         return event
 
     def pods(self, host: str) -> tuple[Pod, ...]:

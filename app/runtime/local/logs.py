@@ -51,17 +51,18 @@ async def read_lines(
     """Lines without their line end. With `follow`, keeps going until `ended` is set
     and everything written before that has been read. A partial last line is held
     back until it is complete, or until the end."""
+    # File reads go to a worker thread: a slow disk must not hold the event loop.
     try:
-        f = open(path, "rb")
+        f = await asyncio.to_thread(open, path, "rb")
     except FileNotFoundError:
         return
     with f:
         if tail_lines is not None:
-            f.seek(tail_offset(f, tail_lines))
+            await asyncio.to_thread(lambda: f.seek(tail_offset(f, tail_lines)))
         pending = b""
         drained_after_end = False
         while True:
-            chunk = f.read(_BLOCK)
+            chunk = await asyncio.to_thread(f.read, _BLOCK)
             if chunk:
                 *lines, pending = (pending + chunk).split(b"\n")
                 for line in lines:

@@ -42,12 +42,16 @@ def new_state(replicas: int) -> JobState:
     return JobState(status=JobStatus.QUEUED, replicas=[ReplicaState(i) for i in range(replicas)])
 
 
-def save_state(paths: JobPaths, state: JobState) -> None:
-    atomic_write_json(paths.state_file, state.to_dict())
-
-
 def append_event(paths: JobPaths, event: JobEvent) -> None:
     append_jsonl(paths.events_file, event_to_dict(event))
+
+
+def save(paths: JobPaths, state: dict[str, Any], events: list[JobEvent]) -> None:
+    """New events, then the state (as `JobState.to_dict()` gave it), durably. Blocking:
+    run off the event loop."""
+    for event in events:
+        append_event(paths, event)
+    atomic_write_json(paths.state_file, state)
 
 
 def load(paths: JobPaths) -> tuple[JobRecord, JobState, list[JobEvent]] | None:

@@ -65,6 +65,8 @@ def _recover(sup: Supervisor, job: LiveJob) -> list[tuple[LiveJob, ReplicaState]
         sup.end_replicas(job, range(len(st.replicas)))
         return []
     ended: list[tuple[LiveJob, ReplicaState]] = []
+    if st.master_port is not None:
+        sup.ports.hold(st.master_port)  # its replicas may be listening on it
     for r in st.replicas:
         if not r.running:
             sup.end_replicas(job, [r.index])

@@ -27,6 +27,7 @@ from app.runtime.local.livejob import LiveJob
 from app.runtime.local.logs import read_lines
 from app.runtime.local.outcomes import DEADLINE_REASON
 from app.runtime.local.recovery import LOST_REASON
+from app.runtime.local.serial_io import SerialIO
 from app.runtime.local.state import ReplicaState
 from app.runtime.local.supervisor import Supervisor
 from app.runtime.local.terminal import PtyTerminal
@@ -53,8 +54,10 @@ class LocalRuntime:
         self._started = False
         slots = pool.max_concurrent_jobs if pool.max_concurrent_jobs is not None \
             else DEFAULT_SLOTS
+        self._io = SerialIO(pool.id)
         self._supervisor = Supervisor(
-            slots=slots, host=self._host, grace=stop_grace_seconds, updates=self._updates
+            slots=slots, host=self._host, grace=stop_grace_seconds, updates=self._updates,
+            io=self._io,
         )
 
     # ---------------------------------------------------------------- lifecycle
@@ -64,8 +67,8 @@ class LocalRuntime:
             raise Conflict("the local runtime is already started")
         self._started = True
         sup = self._supervisor
-        self._root.mkdir(parents=True, exist_ok=True)
-        for job in recovery.load_jobs(self._root):
+        await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
+        for job in await asyncio.to_thread(recovery.load_jobs, self._root):
             sup.jobs[job.job_id] = job
             self._next_order = max(self._next_order, job.record.order + 1)
         recovery.reattach(sup)
@@ -92,6 +95,8 @@ class LocalRuntime:
         if self._supervisor.closed:
             return
         await self._supervisor.close()
+        await self._io.drain()  # what was saved is on disk, and reported, before the end
+        self._io.close()
         self._updates.put_nowait(None)
 
     # ---------------------------------------------------------------- the port
@@ -107,16 +112,14 @@ class LocalRuntime:
             raise ValidationFailed(f"invalid job id {job.job_id!r}", field="jobId")
         paths = JobPaths(self._root / job.job_id)
         order = self._next_order
+        self._next_order += 1  # taken now: another submit may run while this one waits
+        state = records.new_state(job.spec.replicas)
         try:
-            if paths.dir.exists():  # leftovers of a submit that crashed before job.json
-                shutil.rmtree(paths.dir)
-            paths.create([f"{job.job_id}-{i}" for i in range(job.spec.replicas)])
-            records.write_job(paths, job, order=order)
-            state = records.new_state(job.spec.replicas)
-            records.save_state(paths, state)
+            await self._io.submit(_record, paths, job, order, state.to_dict())
         except OSError as exc:
             raise RuntimeUnavailable(f"local runtime cannot record the job: {exc}") from exc
-        self._next_order += 1
+        if job.job_id in self._supervisor.jobs or self._supervisor.closed:
+            return  # submitted twice at once, or closed meanwhile
         record = records.JobRecord(job.job_id, job.owner, job.spec, order, job.created_at)
         self._supervisor.admit(LiveJob(record=record, paths=paths, state=state, events=[]))
 
@@ -127,9 +130,16 @@ class LocalRuntime:
     async def delete(self, job_id: str) -> None:
         self._require_running()
         job = self._get(job_id)
-        await self._supervisor.remove(job)
-        await asyncio.to_thread(shutil.rmtree, job.paths.dir, True)
+        left = await self._supervisor.remove(job)
         self._supervisor.schedule()
+        if left:
+            # Its files may still be in use: removing them would pull them from under it.
+            raise RuntimeUnavailable(
+                f"job {job_id}: processes {', '.join(map(str, sorted(left)))} did not end "
+                f"after SIGKILL; its directory {job.paths.dir} is kept"
+            )
+        # On the I/O thread, after any save of the job still queued there.
+        await self._io.submit(shutil.rmtree, job.paths.dir, True)
 
     def logs(
         self, job_id: str, pod_name: str, *, tail_lines: int | None, follow: bool
@@ -184,6 +194,15 @@ class LocalRuntime:
             if job.pod_name(r.index) == pod_name:
                 return job, r
         raise NotFound(f"pod {pod_name} not found in job {job_id}")
+
+
+def _record(paths: JobPaths, job: Job, order: int, state: dict[str, object]) -> None:
+    """The job's directory, job.json and its first state (blocking: on the I/O thread)."""
+    if paths.dir.exists():  # leftovers of a submit that crashed before job.json
+        shutil.rmtree(paths.dir)
+    paths.create([f"{job.job_id}-{i}" for i in range(job.spec.replicas)])
+    records.write_job(paths, job, order=order)
+    records.save(paths, state, [])
 
 
 __all__ = ["DEADLINE_REASON", "LOST_REASON", "LocalRuntime"]

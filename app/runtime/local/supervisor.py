@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
+import subprocess
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
+from pathlib import Path
+from typing import Any
 
 from app.domain.jobs import EventType, JobEvent, JobStatus, PodPhase, utcnow
 from app.runtime.base import JobUpdate
 from app.runtime.local import records
+from app.runtime.local.layout import JobPaths
 from app.runtime.local.livejob import LiveJob
 from app.runtime.local.outcomes import (
     deadline_exceeded,
@@ -30,7 +33,10 @@ from app.runtime.local.outcomes import (
     replica_failure,
     settle,
 )
+from app.runtime.local.ports import PortReservations
+from app.runtime.local.procfs import kill_tagged
 from app.runtime.local.process import ProcessId, signal_group, spawn_wrapper, watch_child
+from app.runtime.local.serial_io import SerialIO, log_failure
 from app.runtime.local.slots import SlotQueue
 from app.runtime.local.state import ReplicaState
 from app.runtime.local.terminal import PtyTerminal
@@ -39,24 +45,20 @@ ACTIVE = (JobStatus.RUNNING, JobStatus.STOPPING)
 _DELETE_WAIT_SECONDS = 5.0
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Supervisor:
     """The jobs by id, the queue of those waiting for a slot, and what happens to them."""
 
     def __init__(
         self, *, slots: int, host: str, grace: float,
-        updates: asyncio.Queue[JobUpdate | None],
+        updates: asyncio.Queue[JobUpdate | None], io: SerialIO,
     ) -> None:
         self.jobs: dict[str, LiveJob] = {}
         self.queue = SlotQueue(slots)
         self.host = host
         self.grace = grace
         self.closed = False
+        self.ports = PortReservations()
+        self.io = io
         self._updates = updates
 
     # ---------------------------------------------------------------- jobs
@@ -97,11 +99,14 @@ class Supervisor:
         if not job.any_running():
             self.finish(job)
 
-    async def remove(self, job: LiveJob) -> None:
-        """Forget the job and SIGKILL its replicas; waits a while for them to end."""
+    async def remove(self, job: LiveJob) -> list[int]:
+        """Forget the job and SIGKILL its processes; waits a while for them to end.
+        Returns the pids of those that did not."""
         del self.jobs[job.job_id]  # from now on its process ends are only reaped
+        self.ports.release(job.state.master_port)
         self.queue.discard(job)
         self.cancel_timers(job)
+        await self.io.drain()  # a replica that was being started is started (and killed)
         self._signal_all(job, signal.SIGKILL)
         self.end_replicas(job, range(len(job.state.replicas)))
         watches = list(job.watches.values())
@@ -112,9 +117,16 @@ class Supervisor:
             finally:  # a replica that outlives the wait must not leave its waiter behind
                 for waiter in waiters:
                     waiter.cancel()
-            for watch in watches:
-                if not watch.ended:
-                    watch.close()
+        left = [w.pid for w in watches if not w.ended]
+        for watch in watches:
+            if not watch.ended:
+                watch.close()
+        # Processes the job started outside its process group (setsid, daemons) still
+        # carry its id in their environment.
+        left += await asyncio.to_thread(
+            kill_tagged, f"JOBGRAPH_JOB_ID={job.job_id}", timeout=_DELETE_WAIT_SECONDS
+        )
+        return left
 
     async def close(self) -> None:
         """Stop supervising; replicas keep running, for the next `start` to adopt."""
@@ -133,8 +145,18 @@ class Supervisor:
             await term.close()
 
     def publish(self, job: LiveJob, events: Sequence[JobEvent]) -> None:
-        records.save_state(job.paths, job.state)
-        self._updates.put_nowait(job.update(self.host, events))
+        """Save the job's state, then report it (in order, once it is on disk)."""
+        if self.jobs.get(job.job_id) is not job:
+            return  # deleted while something of it was under way: nothing to report
+        update = job.update(self.host, events)
+        self.save(job).add_done_callback(lambda _: self._updates.put_nowait(update))
+
+    def save(self, job: LiveJob) -> asyncio.Future[None]:
+        """state.json (fsync'd) and the new events, written off the loop, in order."""
+        events, job.unsaved_events = job.unsaved_events, []
+        saved = self.io.submit(records.save, job.paths, job.state.to_dict(), events)
+        saved.add_done_callback(log_failure("local.save_failed", job_id=job.job_id))
+        return saved
 
     # ---------------------------------------------------------------- scheduling
 
@@ -151,44 +173,57 @@ class Supervisor:
         st = job.state
         st.status = JobStatus.RUNNING
         st.started_at = utcnow()
-        st.master_port = _free_port()
+        st.master_port = self.ports.take()
         if job.spec.timeout_seconds:
             st.deadline = st.started_at + timedelta(seconds=job.spec.timeout_seconds)
         started = job.add_event(
             "Started", f"started {len(st.replicas)} replica(s) on {self.host}"
         )
-        for replica in st.replicas:
-            self._spawn(job, replica)
+        spawns = [self._spawn(job, replica) for replica in st.replicas]
         self.arm_deadline(job)
-        self.publish(job, [started])
+        # Reported once the replicas exist: the state then records their pids.
+        asyncio.gather(*spawns, return_exceptions=True).add_done_callback(
+            lambda _: self.publish(job, [started])
+        )
 
-    def _spawn(self, job: LiveJob, r: ReplicaState) -> None:
-        """Start the replica's next attempt."""
+    def _spawn(self, job: LiveJob, r: ReplicaState) -> asyncio.Future[Any]:
+        """Start the replica's next attempt (off the loop; `_spawned` takes it over)."""
         pod = job.pod_name(r.index)
         r.attempt += 1
         r.phase, r.exit_code, r.reason = PodPhase.RUNNING, None, None
         r.started_at, r.finished_at, r.pid, r.start_time = utcnow(), None, None, None
-        attempt_dir = job.paths.attempt_dir(pod, r.attempt)
-        log_path = job.paths.log(pod)
+        events, job.unsaved_events = job.unsaved_events, []
+        started = self.io.submit(
+            _start_replica, job.paths, job.state.to_dict(), events,
+            job.paths.attempt_dir(pod, r.attempt), job.paths.log(pod),
+            f"----- jobgraph: restarting {pod}, attempt {r.attempt} -----\n" if r.attempt > 1 else None,
+            job.spec.command, job.env(r.index),
+        )
+        started.add_done_callback(partial(self._spawned, job, r.index, r.attempt))
+        return started
+
+    def _spawned(
+        self, job: LiveJob, index: int, attempt: int,
+        started: asyncio.Future[tuple[subprocess.Popen[bytes], ProcessId]],
+    ) -> None:
+        r = job.state.replicas[index]
         try:
-            attempt_dir.mkdir(parents=True, exist_ok=True)
-            if r.attempt > 1:
-                with open(log_path, "a", encoding="utf-8") as log:
-                    log.write(f"----- jobgraph: restarting {pod}, attempt {r.attempt} -----\n")
-            # Saved before the process exists: a crash right now leaves a replica that
-            # recovery reports as vanished instead of one that silently never ran.
-            records.save_state(job.paths, job.state)
-            proc, ident = spawn_wrapper(
-                attempt_dir=attempt_dir, workdir=job.paths.workdir, log_path=log_path,
-                argv=job.spec.command, env=job.env(r.index),
-            )
+            proc, ident = started.result()
         except OSError as exc:
-            asyncio.get_running_loop().call_soon(
-                self.on_exit, job, r.index, r.attempt, f"could not be started: {exc}"
-            )
+            self.on_exit(job, index, attempt, f"could not be started: {exc}")
+            return
+        if r.attempt != attempt:
             return
         r.pid, r.start_time = ident.pid, ident.start_time
-        job.watches[r.index] = watch_child(proc, partial(self.on_exit, job, r.index, r.attempt))
+        if self.closed:
+            return  # not supervised any more; the next `start` adopts it
+        job.watches[index] = watch_child(proc, partial(self.on_exit, job, index, attempt))
+        # What came while it was starting applies to it too (the wrapper has its stop
+        # signals blocked until its handlers are in place, so none is lost).
+        if self.jobs.get(job.job_id) is not job or job.state.killed:
+            signal_group(ident, signal.SIGKILL)
+        elif job.state.terminating:
+            signal_group(ident, signal.SIGTERM)
 
     # ---------------------------------------------------------------- outcomes
 
@@ -217,8 +252,7 @@ class Supervisor:
                     f"{job.spec.max_retries + 1})",
                     EventType.WARNING,
                 ))
-                self._spawn(job, r)
-                self.publish(job, events)
+                self._spawn(job, r).add_done_callback(lambda _: self.publish(job, events))
                 return
             st.ending = replica_failure(what, r)
             self.terminate(job)  # the other replicas are of no use any more
@@ -232,6 +266,7 @@ class Supervisor:
         """All replicas are gone: settle the job's final status."""
         events = list(events or [])
         self.cancel_timers(job)
+        self.ports.release(job.state.master_port)
         events.append(settle(job))
         self.end_replicas(job, range(len(job.state.replicas)))
         self.publish(job, events)
@@ -257,7 +292,7 @@ class Supervisor:
         if self.jobs.get(job.job_id) is not job or job.state.status.is_final:
             return
         job.state.killed = True
-        records.save_state(job.paths, job.state)
+        self.save(job)
         self._signal_all(job, signal.SIGKILL)
 
     def _signal_all(self, job: LiveJob, sig: signal.Signals) -> None:
@@ -288,3 +323,21 @@ class Supervisor:
             if timer is not None:
                 timer.cancel()
         job.deadline_timer = job.kill_timer = None
+
+
+def _start_replica(
+    paths: JobPaths, state: dict[str, Any], events: list[JobEvent], attempt_dir: Path,
+    log_path: Path, restart_note: str | None, argv: Sequence[str], env: dict[str, str],
+) -> tuple[subprocess.Popen[bytes], ProcessId]:
+    """Blocking (run on the runtime's I/O thread): the attempt's directory, the log's
+    restart line, the state, then the wrapper process."""
+    attempt_dir.mkdir(parents=True, exist_ok=True)
+    if restart_note:
+        with open(log_path, "a", encoding="utf-8") as log:
+            log.write(restart_note)
+    # Saved before the process exists: a crash right now leaves a replica that
+    # recovery reports as vanished instead of one that silently never ran.
+    records.save(paths, state, events)
+    return spawn_wrapper(
+        attempt_dir=attempt_dir, workdir=paths.workdir, log_path=log_path, argv=argv, env=env,
+    )

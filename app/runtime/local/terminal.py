@@ -10,6 +10,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import termios
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -30,10 +31,19 @@ def _set_winsize(fd: int, rows: int, cols: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
 
-def _take_controlling_tty() -> None:
-    # Runs in the child after setsid(): make the PTY (already on fd 0) the session's
-    # controlling terminal, so job control, ^C and SIGWINCH work in the shell.
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+# The shell's new session (start_new_session) needs the PTY, already on fd 0, as its
+# controlling terminal, so job control, ^C and SIGWINCH work. subprocess could only do
+# that in `preexec_fn`, which is unsafe in a server running threads (the child may
+# deadlock on a lock another thread held at fork); so a short exec step does it, then
+# becomes the shell (same pid). -I -S: no PYTHON* variables, no site, nothing imported.
+_CONTROLLING_TTY_THEN_EXEC = (
+    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def _shell_argv(shell: str) -> list[str]:
+    return [sys.executable, "-I", "-S", "-c", _CONTROLLING_TTY_THEN_EXEC, shell]
 
 
 class PtyTerminal:
@@ -61,9 +71,9 @@ class PtyTerminal:
             _set_winsize(master, rows, cols)
             full_env = {"TERM": "xterm-256color", **env}
             proc = subprocess.Popen(
-                [pick_shell(full_env)], cwd=cwd, env=full_env,
+                _shell_argv(pick_shell(full_env)), cwd=cwd, env=full_env,
                 stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, preexec_fn=_take_controlling_tty, close_fds=True,
+                start_new_session=True, close_fds=True,
             )
         except BaseException:
             os.close(master)
