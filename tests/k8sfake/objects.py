@@ -10,9 +10,8 @@ import re
 import zlib
 from typing import Any
 
-from . import errors
+from . import errors, podfailure
 from .errors import FieldError
-from . import podfailure
 from .metadata import validate_object_meta
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

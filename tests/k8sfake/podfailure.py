@@ -119,16 +119,18 @@ def match(policy: dict[str, Any] | None, pod: dict[str, Any]) -> tuple[str | Non
                 continue
             if action == "FailJob":
                 code = container["state"]["terminated"]["exitCode"]
-                return (f"Container {container['name']} for pod {meta['namespace']}/{meta['name']} "
-                        f"failed with exit code {code} matching FailJob rule at index {index}",
-                        True, action)
+                message = (f"Container {container['name']} for pod "
+                           f"{meta['namespace']}/{meta['name']} failed with exit code {code} "
+                           f"matching FailJob rule at index {index}")
+                return message, True, action
         elif rule.get("onPodConditions") is not None:
             cond = _matching_condition(status, rule["onPodConditions"])
             if cond is None:
                 continue
             if action == "FailJob":
-                return (f"Pod {meta['namespace']}/{meta['name']} has condition {cond['type']} "
-                        f"matching FailJob rule at index {index}", True, action)
+                message = (f"Pod {meta['namespace']}/{meta['name']} has condition "
+                           f"{cond['type']} matching FailJob rule at index {index}")
+                return message, True, action
         else:
             continue
         if action == "Ignore":

@@ -22,6 +22,7 @@ from .errors import StatusError
 from .exec import handle_exec
 from .kueue import validate_workload_update
 from .logs import handle_log
+from .metadata import validate_object_meta
 from .objects import (
     default_job,
     default_pod_spec,
@@ -33,7 +34,6 @@ from .objects import (
     validate_service,
 )
 from .patch import PATCH_TYPES, apply_patch
-from .metadata import validate_object_meta
 from .selectors import matcher
 from .sidecars import inject as inject_sidecar
 from .store import CLOSE, RESOURCES, Watcher

@@ -44,10 +44,11 @@ async def test_an_injected_sidecar_sorts_first_and_keeps_the_pod_running(
 
 
 @pytest.mark.parametrize(("labels", "cause"), [
-    ({"kueue.x-k8s.io/queue-name": "Team A"}, 'Invalid value: "Team A": a valid label must be '
-     "an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and "
-     "end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex "
-     "used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"),
+    ({"kueue.x-k8s.io/queue-name": "Team A"}, (
+        'Invalid value: "Team A": a valid label must be an empty string or consist of '
+        "alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric "
+        "character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is "
+        "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")),
     ({"team": "x" * 64}, f'Invalid value: "{"x" * 64}": must be no more than 63 characters'),
     ({"-bad": "v"}, 'Invalid value: "-bad": name part must consist of alphanumeric characters'),
 ])
