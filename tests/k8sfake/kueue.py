@@ -177,7 +177,7 @@ class Kueue:
                     self.reconcile_job(ns, name)
                 else:
                     self.reconcile_workload(ns, name)
-            except Exception:  # pragma: no cover - a bug in the fake must be visible
+            except Exception:  # noqa: BLE001 - a bug in the fake must be visible
                 import traceback
                 traceback.print_exc()
                 self.fake.controller_errors.append(traceback.format_exc())

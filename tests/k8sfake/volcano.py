@@ -125,7 +125,7 @@ class Volcano:
             try:
                 self.create_podgroups()
                 self.schedule()
-            except Exception:  # pragma: no cover - a bug in the fake must be visible
+            except Exception:  # noqa: BLE001 - a bug in the fake must be visible
                 import traceback
                 traceback.print_exc()
                 self.fake.controller_errors.append(traceback.format_exc())
@@ -273,7 +273,7 @@ class Volcano:
                        short: tuple[dict[str, Any], list[str]] | None) -> None:
         if short is not None:
             pod, lacking = short
-            why = (f"0/1 nodes are unavailable: "
+            why = ("0/1 nodes are unavailable: "
                    + ", ".join(f"1 Insufficient {k}" for k in lacking) + ".")
             origin = f". Origin reason is {pod['metadata']['name']}: {why}"
         else:

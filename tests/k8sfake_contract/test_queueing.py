@@ -80,7 +80,7 @@ async def test_kueue_unsuspends_an_admitted_job_someone_suspended() -> None:
 
 
 async def test_without_kueue_there_is_no_workload_api() -> None:
-    async with clients() as (fake, api):
+    async with clients() as (_fake, api):
         with pytest.raises(ApiException) as missing:
             await client.CustomObjectsApi(api).list_namespaced_custom_object(
                 *KUEUE, "default", "workloads")

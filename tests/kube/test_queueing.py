@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from app.domain.jobs import JobStatus, PodPhase, Resources
@@ -18,6 +19,7 @@ from tests.kube.test_runtime import Harness
 LOOP = "while :; do sleep 0.05; done"
 
 
+@asynccontextmanager
 async def queued_harness(tmp_path: Path, queueing: str, **fake_options) -> AsyncIterator[Harness]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     async with FakeKubernetes.running(delays=Delays(), **fake_options) as fake:
@@ -50,7 +52,7 @@ async def settled(h: Harness) -> None:
 
 
 async def test_a_stopped_kueue_job_stays_stopped(tmp_path):
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         fake = h.fake
         job = h.job(LOOP)
         await h.runtime.submit(job)
@@ -80,7 +82,7 @@ async def test_a_stopped_kueue_job_stays_stopped(tmp_path):
 
 
 async def test_a_kueue_job_stopped_while_queued_is_never_admitted(tmp_path):
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         fake = h.fake
         job = h.job(LOOP)
         await h.runtime.submit(job)
@@ -98,7 +100,7 @@ async def test_a_kueue_job_stopped_while_queued_is_never_admitted(tmp_path):
 
 async def test_a_kueue_job_without_a_workload_is_stopped_by_deleting_it(tmp_path):
     # Its priority class names no WorkloadPriorityClass: Kueue makes no Workload.
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         fake = h.fake
         job = h.job(LOOP, priority=100)
         await h.runtime.submit(job)
@@ -119,11 +121,11 @@ async def test_deploy_rbac_allows_every_call_on_kueue_and_volcano_pools(tmp_path
 
     rules = _rbac_rules()
     for queueing, options in (("kueue", {"kueue": True}), ("volcano", {"volcano": True})):
-        async for h in queued_harness(tmp_path / queueing, queueing, **options):
+        async with queued_harness(tmp_path / queueing, queueing, **options) as h:
             job = h.job(LOOP, replicas=2)
             await h.runtime.submit(job)
             if queueing == "kueue":
-                await h.fake.wait_for(lambda: h.fake.workload(job.job_id))
+                await h.fake.wait_for(lambda h=h, job_id=job.job_id: h.fake.workload(job_id))
                 h.fake.admit(job.job_id)
             await h.status(job.job_id, JobStatus.RUNNING)
             await h.runtime.stop(job.job_id)
@@ -159,7 +161,7 @@ AFFINITY = "couldn't assign flavors to pod set main: flavor a100 doesn't match n
 
 
 async def test_why_a_kueue_job_waits(tmp_path):
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         fake = h.fake
         job = h.job(LOOP)
         await h.runtime.submit(job)
@@ -194,7 +196,7 @@ async def test_why_a_kueue_job_waits(tmp_path):
 
 
 async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         fake = h.fake
         job = h.job(LOOP, priority=100)  # the pool maps it to the class "urgent"
         await h.runtime.submit(job)
@@ -215,14 +217,14 @@ async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
 
 
 async def test_volcano_places_a_gang_whole_or_not_at_all(tmp_path):
-    async for h in queued_harness(tmp_path, "volcano", volcano=True,
-                                  node_allocatable={"nvidia.com/gpu": 3}):
+    async with queued_harness(tmp_path, "volcano", volcano=True,
+                                  node_allocatable={"nvidia.com/gpu": 3}) as h:
         fake = h.fake
         job = h.job(LOOP, replicas=4, resources=Resources(gpu=1))
         await h.runtime.submit(job)
         assert fake.job(job.job_id)["metadata"]["annotations"][
             "scheduling.volcano.sh/group-min-member"] == "4"
-        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None)
+        await until(h, lambda: last_update(h, job.job_id).pending_reason is not None)
         update = last_update(h, job.job_id)
         assert update.status is JobStatus.QUEUED
         assert update.pending_reason.code == "GANG_UNSCHEDULABLE"
@@ -247,7 +249,7 @@ async def test_volcano_places_a_gang_whole_or_not_at_all(tmp_path):
 async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path):
     from app.domain.errors import Conflict
 
-    async for h in queued_harness(tmp_path, "kueue"):  # the fake runs no Kueue
+    async with queued_harness(tmp_path, "kueue") as h:  # the fake runs no Kueue
         job = h.job(LOOP)
         await h.runtime.submit(job)
         await h.status(job.job_id, JobStatus.QUEUED)
@@ -262,11 +264,11 @@ async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path)
 
 async def test_kueue_v0_19_logs_a_missing_priority_class_only(tmp_path):
     # Kueue v0.19.2 writes no event for it: the reason names the class to check.
-    async for h in queued_harness(tmp_path, "kueue", kueue=True):
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
         h.fake.kueue.priority_class_events = False
         job = h.job(LOOP, priority=100)
         await h.runtime.submit(job)
-        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None)
+        await until(h, lambda: last_update(h, job.job_id).pending_reason is not None)
         update = last_update(h, job.job_id)
         assert update.pending_reason.code == "WAITING_FOR_WORKLOAD"
         assert update.reason == ("Kueue has not created the job's Workload yet; is there a "

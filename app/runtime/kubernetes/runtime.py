@@ -178,9 +178,9 @@ class KubernetesRuntime:
         # A plain function without a docstring: Watch.stream then leaves the objects as
         # dicts (a CRD has no model class in the client).
         group, version = QUEUE_APIS[self.options.queueing]
-        return self.custom.list_namespaced_custom_object(
-            group, version, namespace, self._queue.resource, **kwargs
-        )
+        plural = self._queue.resource
+        assert plural is not None  # only watched when the pool has a queueing system
+        return self.custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
 
     async def _watch_events(self) -> None:
         # Events are matched to jobs through the job cache, so they wait for its first list.
@@ -314,7 +314,7 @@ class KubernetesRuntime:
         through the Workload: `spec.active: false` (Kueue evicts it and suspends the Job). A
         Job without a Workload (Kueue has not made one, e.g. its priority class is missing)
         is deleted: nothing of it ran, and Kueue cannot admit what does not exist."""
-        job = self._cache.jobs.get(job_id) or self.api_client_sanitize(await call(
+        job = self._cache.jobs.get(job_id) or self._as_dict(await call(
             f"read Job {job_id}",
             lambda: self.batch.read_namespaced_job(job_id, self.namespace, _request_timeout=REQUEST_TIMEOUT),
         ))
@@ -339,18 +339,22 @@ class KubernetesRuntime:
             await self._delete_job(job_id, quiet=False)
             return
         for workload in owned:
-            name = workload["metadata"]["name"]
-            await call(
-                f"deactivate Workload {name} of Job {job_id}",
-                lambda: self.custom.patch_namespaced_custom_object(
-                    KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL, name, DEACTIVATE,
-                    _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
+            await self._deactivate(job_id, workload["metadata"]["name"])
         # Marked once Kueue can no longer admit it: from here the job shows STOPPING.
         await self._patch_job(job_id, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}})
 
-    def api_client_sanitize(self, obj: Any) -> dict:
+    async def _deactivate(self, job_id: str, workload: str) -> None:
+        # A merge patch: the client would send a dict as a JSON patch, and custom resources
+        # take no strategic merge patch.
+        await call(
+            f"deactivate Workload {workload} of Job {job_id}",
+            lambda: self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL, workload, DEACTIVATE,
+                _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+    def _as_dict(self, obj: Any) -> dict:
         assert self._api is not None  # started
         return self._api.sanitize_for_serialization(obj)
 
