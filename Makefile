@@ -1,4 +1,5 @@
-# Two commands: `make run` serves the embedded default, `make test` runs the suite.
+# `make run` serves the embedded default, `make test` runs the suite, `make lint` checks
+# the code (ruff, mypy).
 # Both set everything up first (a virtualenv in .venv with the project installed).
 
 PYTHON ?= python3
@@ -9,13 +10,13 @@ ASSETS := app/web/static/vendor/.installed
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: run test install assets schema clean
+.PHONY: run test lint install assets schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "jobgraph needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	@touch $@
 
 # GraphiQL and xterm.js come from the npm registry (web/package-lock.json) and are
@@ -41,6 +42,12 @@ $(CHROMIUM):
 
 test: install $(CHROMIUM)
 	$(BIN)/python -m pytest
+
+# ruff (rules in pyproject.toml) and mypy (strict for app/domain and app/core): CI runs
+# both before the tests and wants zero findings.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Rewrite schema.graphql from the live schema (a test fails when they differ).
 schema: $(STAMP)

@@ -15,12 +15,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from graphql import parse, specified_rules, validate  # noqa: E402
+
 from app.domain.jobs import Job, JobSpec  # noqa: E402
 from app.domain.principal import Principal  # noqa: E402
 from app.graphql import documents  # noqa: E402
 from app.graphql.context import GraphQLContext  # noqa: E402
 from app.graphql.schema import GUARD_RULES, schema  # noqa: E402
-from graphql import parse, specified_rules, validate  # noqa: E402
 from rest_compat.executor import Operations  # noqa: E402
 from rest_compat.router import ROUTE_OPERATIONS  # noqa: E402
 

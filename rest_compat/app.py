@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -74,7 +75,8 @@ def install(app: FastAPI, operations: Operations | None = None) -> None:
         # Raised outside an operation (the database is away while the caller is
         # identified): the envelope, 503.
         if not _in_api(request) and unavailable_elsewhere is not None:
-            return await unavailable_elsewhere(request, exc)
+            answer = unavailable_elsewhere(request, exc)
+            return await answer if inspect.isawaitable(answer) else answer
         return fail(RestError(exc.code, exc.message, retry_after=UNAVAILABLE_RETRY_AFTER))
 
     @app.exception_handler(RequestValidationError)

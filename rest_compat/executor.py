@@ -26,8 +26,8 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.graphql.context import GraphQLContext
-from app.graphql.schema import GUARD_RULES, schema
 from app.graphql.documents import trust
+from app.graphql.schema import GUARD_RULES, schema
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
 

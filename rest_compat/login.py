@@ -85,7 +85,9 @@ def login_router() -> APIRouter:
         "/outLogin", summary="Log out: revokes the token a login handed out",
         response_model=models.Envelope[models.LoggedOut],
     )
-    async def logout(request: Request, services: ServicesDep, caller: CallerDep) -> JSONResponse:
+    async def logout(
+        request: Request, services: ServicesDep, caller: CallerDep
+    ) -> dict[str, Any]:
         # Always 200: the console awaits this before dropping its token, and a token that
         # no longer works (or none at all) has no session left to end.
         ended = False

@@ -4,7 +4,7 @@ operation in-process and answers the legacy envelope."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -195,7 +195,7 @@ def rest_router(operations: Operations) -> APIRouter:
     return router
 
 
-async def _log_events(stream: AsyncIterator[Any]) -> AsyncIterator[dict[str, str]]:
+async def _log_events(stream: AsyncGenerator[Any, None]) -> AsyncIterator[dict[str, str]]:
     """One SSE message per log line, then `end`; a failure mid-stream is an `error`
     event carrying the envelope."""
     try:

@@ -6,7 +6,9 @@ Refused actions are written to the audit trail too."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import builtins
+import contextlib
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import NoReturn
@@ -108,7 +110,9 @@ class JobService:
             counts = await JobRepository(session).count_by_status()
         return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
-    async def pods_of(self, *, actor: Principal, job_ids: Sequence[str]) -> dict[str, list[Pod]]:
+    async def pods_of(
+        self, *, actor: Principal, job_ids: Sequence[str]
+    ) -> dict[str, builtins.list[Pod]]:
         """Pods of the jobs, in one query (a DataLoader batch); jobs the actor may not read
         have none."""
         async with self.db.reader() as session:
@@ -121,7 +125,7 @@ class JobService:
         job_ids: Sequence[str],
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> dict[str, list[JobEvent]]:
+    ) -> dict[str, builtins.list[JobEvent]]:
         """Events of the jobs within the window, oldest first, in one query (a DataLoader
         batch); jobs the actor may not read have none."""
         if since and until and since > until:
@@ -138,7 +142,7 @@ class JobService:
         job_id: str,
         since: datetime | None = None,
         until: datetime | None = None,
-    ) -> list[JobEvent]:
+    ) -> builtins.list[JobEvent]:
         """Events of a job the actor may read, oldest first."""
         events = await self.events_of(actor=actor, job_ids=[job_id], since=since, until=until)
         return events[job_id]
@@ -174,7 +178,7 @@ class JobService:
         tail_lines: int | None = None,
         keyword: str | None = None,
         follow: bool = True,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Lines of a pod of a job the actor may read; with `follow`, new ones until the
         pod ends. The job and pod are checked in one query."""
         _check_log_window(tail_lines, None)
@@ -299,10 +303,8 @@ class JobService:
 
     async def delete(self, *, actor: Principal, job_id: str) -> str:
         job = await self._for_action(actor=actor, job_id=job_id, action="job.delete")
-        try:
+        with contextlib.suppress(NotFound):  # nothing left in the runtime; the record still goes
             await self.runtimes.for_pool(job.resource_pool_id).delete(job_id)
-        except NotFound:
-            pass  # nothing left in the runtime; the record still goes
         async with self.db.transaction() as session:
             await JobRepository(session).delete(job_id)
             await audit.record(session, actor=actor, action="job.delete", job_id=job_id)

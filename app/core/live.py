@@ -6,7 +6,7 @@ in between is missed; duplicates that this overlap can cause are dropped."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import datetime
 
 from app.core.broker import ALL_JOBS_TOPIC, Broker, events_topic, job_topic
@@ -20,7 +20,9 @@ LOG_BUFFER_LINES = 20_000
 MAX_BATCH_LINES = 5_000
 
 
-async def batched(lines: AsyncIterator[str], *, max_lines: int = MAX_BATCH_LINES) -> AsyncIterator[list[str]]:
+async def batched(
+    lines: AsyncGenerator[str, None], *, max_lines: int = MAX_BATCH_LINES
+) -> AsyncGenerator[list[str], None]:
     """The lines as lists: each list holds every line already read (up to `max_lines`), so
     a fast-growing log goes out in few messages and a slow one line by line."""
     buffer: asyncio.Queue[str | None] = asyncio.Queue(maxsize=LOG_BUFFER_LINES)
@@ -85,7 +87,7 @@ class LiveService:
         self.jobs = jobs
         self.broker = broker
 
-    async def job_updates(self, *, actor: Principal, job_id: str) -> AsyncIterator[Job]:
+    async def job_updates(self, *, actor: Principal, job_id: str) -> AsyncGenerator[Job, None]:
         """The job now, then each time it changes; ends after a final status."""
         async with self.broker.subscribe(job_topic(job_id)) as changes:
             job = await self.jobs.get(actor=actor, job_id=job_id)
@@ -94,7 +96,7 @@ class LiveService:
                 job = await changes.get()
                 yield job
 
-    async def all_job_updates(self, *, actor: Principal) -> AsyncIterator[Job]:
+    async def all_job_updates(self, *, actor: Principal) -> AsyncGenerator[Job, None]:
         """Every change of every job the actor may see, until the client leaves."""
         async with self.broker.subscribe(ALL_JOBS_TOPIC) as changes:
             while True:
@@ -104,7 +106,7 @@ class LiveService:
 
     async def job_events(
         self, *, actor: Principal, job_id: str, since: datetime | None = None
-    ) -> AsyncIterator[JobEvent]:
+    ) -> AsyncGenerator[JobEvent, None]:
         """Stored events (from `since`), then new ones as they happen; ends once the job
         has reached a final status and its last events are out (oldest first)."""
         async with self.broker.subscribe(events_topic(job_id)) as fresh, self.broker.subscribe(
@@ -112,9 +114,9 @@ class LiveService:
         ) as changes:
             job = await self.jobs.get(actor=actor, job_id=job_id)
             seen: set[str] = set()
-            for event in await self.jobs.events_in(actor=actor, job_id=job_id, since=since):
-                seen.add(event.key)
-                yield event
+            for stored in await self.jobs.events_in(actor=actor, job_id=job_id, since=since):
+                seen.add(stored.key)
+                yield stored
             ended = job.status.is_final
             while not ended:
                 event, change = await _first_of(fresh, changes)

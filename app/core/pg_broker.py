@@ -16,6 +16,7 @@ misses a final status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,6 +140,8 @@ class PostgresBroker(Broker):
             await self._reconnect()
 
     async def _answers(self) -> bool:
+        if self._listener is None:
+            return False
         try:
             await self._listener.ping()
         except Exception as error:
@@ -151,10 +154,8 @@ class PostgresBroker(Broker):
         log.warning("broker.connection_lost", since=missed_since.isoformat())
         if self._listener is not None:
             old, self._listener = self._listener, None
-            try:
+            with contextlib.suppress(Exception):  # it is gone already
                 await old.close()
-            except Exception:
-                pass  # it is gone already
         async for attempt in _retrying("broker.reconnect_retry", DatabaseUnavailable, OSError):
             with attempt:
                 try:
@@ -201,6 +202,7 @@ class PostgresBroker(Broker):
             self._good_until = max(self._good_until, item.at)
 
     async def _resolve(self, note: dict[str, Any]) -> None:
+        message: Job | JobEvent | TokenRevoked | None
         if "revoked" in note:
             message = TokenRevoked(note["revoked"])
         elif "snapshot" in note:

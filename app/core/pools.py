@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ class PoolCatalog:
             raise PoolsFileError(f"{path}: expected a top-level 'pools:' list")
         return cls(tuple(_pool(e, i) for i, e in enumerate(entries)))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[ResourcePool]:
         return iter(self._pools.values())
 
     def get(self, pool_id: str) -> ResourcePool | None:

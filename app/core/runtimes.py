@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from app.domain.errors import RuntimeUnavailable
 from app.runtime.base import Runtime
 
@@ -16,5 +18,5 @@ class RuntimeRegistry:
             raise RuntimeUnavailable(f"no runtime is serving pool {pool_id!r}")
         return runtime
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Runtime]:
         return iter(self._runtimes.values())

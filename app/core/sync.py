@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from typing import Any
 
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
@@ -28,7 +29,7 @@ RETRY_MAX_SECONDS = 5.0
 
 def merge(job: Job, update: JobUpdate) -> Job:
     """The job after the update; a status the job may not take is ignored."""
-    changes = {}
+    changes: dict[str, Any] = {}
     if update.status is not None and update.status != job.status and job.status.accepts(update.status):
         changes["status"] = update.status
         if update.reason is not None or update.status.is_final:

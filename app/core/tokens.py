@@ -214,6 +214,7 @@ class TokenService:
         self.forget(token_id)
 
     def _append_stamp(self, token_id: str) -> None:
+        assert self._stamp is not None  # only called when there is a stamp file
         with open(self._stamp, "a", encoding="utf-8") as stamp:
             stamp.write(f"{utcnow().isoformat()} {token_id}\n")
 

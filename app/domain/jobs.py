@@ -171,7 +171,9 @@ class Job:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (for passing a job between processes)."""
-        stamp = lambda t: t.isoformat() if t else None  # noqa: E731
+        def stamp(t: datetime | None) -> str | None:
+            return t.isoformat() if t else None
+
         return {
             "jobId": self.job_id, "owner": self.owner, "config": self.spec.to_config(),
             "status": self.status.value, "reason": self.reason, "exitCode": self.exit_code,
@@ -182,12 +184,15 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        stamp = lambda t: datetime.fromisoformat(t) if t else None  # noqa: E731
+        def stamp(t: str | None) -> datetime | None:
+            return datetime.fromisoformat(t) if t else None
+
         return cls(
             job_id=data["jobId"], owner=data["owner"], spec=JobSpec.from_config(data["config"]),
             status=JobStatus(data["status"]), reason=data["reason"], exit_code=data["exitCode"],
-            created_at=stamp(data["createdAt"]), started_at=stamp(data["startedAt"]),
-            finished_at=stamp(data["finishedAt"]), idempotency_key=data["idempotencyKey"],
+            created_at=datetime.fromisoformat(data["createdAt"]),
+            started_at=stamp(data["startedAt"]), finished_at=stamp(data["finishedAt"]),
+            idempotency_key=data["idempotencyKey"],
             shared_with=tuple(data.get("sharedWith", ())),
         )
 

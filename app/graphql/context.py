@@ -12,7 +12,6 @@ from app.domain.jobs import JobEvent, Pod
 from app.domain.principal import Principal
 from app.services import Services
 
-
 # A job's events within a time window: (job id, since, until).
 EventsKey = tuple[str, datetime | None, datetime | None]
 

@@ -12,7 +12,9 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLInterfaceType,
     GraphQLList,
+    GraphQLNamedType,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLSchema,
@@ -27,8 +29,8 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types import ExecutionResult
 
 from app.domain.errors import QueryTooExpensive
-from app.graphql import documents
 from app.domain.listing import DEFAULT_PAGE_SIZE
+from app.graphql import documents
 
 DEFAULT_MAX_COST = 25_000
 # What a plain (unpaginated) list is assumed to hold: pods of a job, events of a job.
@@ -56,7 +58,7 @@ class _Costing:
         # a fragment spread many times (or fanned out through other fragments) is walked once.
         self._fragment_costs: dict[str, int] = {}
 
-    def selection(self, parent: GraphQLObjectType, selections: SelectionSetNode | None, multiplier: int, seen: frozenset[str] = frozenset()) -> int:
+    def selection(self, parent: GraphQLNamedType | None, selections: SelectionSetNode | None, multiplier: int, seen: frozenset[str] = frozenset()) -> int:
         if selections is None:
             return 0
         total = 0
@@ -81,8 +83,10 @@ class _Costing:
             self._fragment_costs[name] = cost
         return cost
 
-    def field(self, parent: GraphQLObjectType, node: FieldNode, multiplier: int, seen: frozenset[str]) -> int:
-        definition = parent.fields.get(node.name.value) if hasattr(parent, "fields") else None
+    def field(self, parent: GraphQLNamedType | None, node: FieldNode, multiplier: int, seen: frozenset[str]) -> int:
+        if not isinstance(parent, (GraphQLObjectType, GraphQLInterfaceType)):
+            return 0  # an unknown type: validation reports it
+        definition = parent.fields.get(node.name.value)
         if definition is None:
             return 0
         weight = FIELD_WEIGHTS.get(node.name.value, 0) * multiplier

@@ -49,7 +49,7 @@ class CreateJobInput:
     )
 
     def to_draft(self) -> JobSpecDraft:
-        labels = self.labels or {}
+        labels: object = self.labels or {}
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):

@@ -86,7 +86,8 @@ class Query:
         nodes = [
             AuditEntry(
                 id=strawberry.ID(str(e.id)), at=e.at, actor=e.actor, action=e.action,
-                outcome=e.outcome, job_id=e.job_id, detail=e.detail, client_addr=e.client_addr,
+                outcome=e.outcome, detail=e.detail, client_addr=e.client_addr,
+                job_id=strawberry.ID(e.job_id) if e.job_id is not None else None,
             )
             for e in entries
         ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from graphql import ASTValidationRule
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -24,7 +25,10 @@ MAX_ALIASES = 30
 
 # Built once: rule classes made per request would defeat the validation cache
 # (strawberry-graphql issue 4635).
-GUARD_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
+GUARD_RULES: list[type[ASTValidationRule]] = [
+    depth_rule(MAX_DEPTH, None),
+    aliases_rule(MAX_ALIASES),
+]
 
 schema = LoggedErrorsSchema(
     query=Query,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import datetime
 from typing import TypeVar
 
@@ -15,7 +15,9 @@ T = TypeVar("T")
 U = TypeVar("U")
 
 
-async def relay(stream: AsyncIterator[T], convert: Callable[[T], U]) -> AsyncGenerator[U, None]:
+async def relay(
+    stream: AsyncGenerator[T, None], convert: Callable[[T], U]
+) -> AsyncGenerator[U, None]:
     """Each item converted; the core's stream is closed at once when the client leaves."""
     try:
         async for item in stream:

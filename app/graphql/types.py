@@ -12,8 +12,11 @@ from app.domain.listing import JobCursor, JobFilter
 from app.domain.pools import ResourcePool as DomainPool
 from app.graphql.context import GraphQLContext
 
-JobStatus = strawberry.enum(
-    domain.JobStatus,
+# strawberry.enum marks the domain enum itself (and returns it), so the GraphQL type is
+# the domain type: no conversion, and type checkers see a class.
+JobStatus = domain.JobStatus
+strawberry.enum(
+    JobStatus,
     name="JobStatus",
     description="PENDING → QUEUED → RUNNING → SUCCEEDED | FAILED; STOPPING → STOPPED.",
 )
@@ -141,11 +144,11 @@ class Job:
 
     @strawberry.field
     def labels(self) -> JSON:
-        return dict(self.job.spec.labels)
+        return JSON(dict(self.job.spec.labels))
 
     @strawberry.field(description="The job specification as submitted.")
     def config(self) -> JSON:
-        return self.job.spec.to_config()
+        return JSON(self.job.spec.to_config())
 
     @strawberry.field
     async def pods(self, info: Info) -> list[Pod]:

@@ -6,12 +6,14 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.domain.audit import AuditEntry, AuditFilter
 from app.store.tables import AuditRow
 
 
 def _entry(row: AuditRow) -> AuditEntry:
+    assert row.id is not None  # read back from the table, so the database numbered it
     return AuditEntry(
         id=row.id, at=row.at, actor=row.actor, action=row.action, outcome=row.outcome,
         job_id=row.job_id, detail=row.detail, client_addr=row.client_addr,
@@ -47,14 +49,14 @@ class AuditRepository:
         """Newest first; `before_id` continues after the last entry of a previous page."""
         statement = select(AuditRow)
         for column, value in (
-            (AuditRow.actor, audit_filter.actor),
-            (AuditRow.action, audit_filter.action),
-            (AuditRow.job_id, audit_filter.job_id),
-            (AuditRow.outcome, audit_filter.outcome),
+            (col(AuditRow.actor), audit_filter.actor),
+            (col(AuditRow.action), audit_filter.action),
+            (col(AuditRow.job_id), audit_filter.job_id),
+            (col(AuditRow.outcome), audit_filter.outcome),
         ):
             if value is not None:
                 statement = statement.where(column == value)
         if before_id is not None:
-            statement = statement.where(AuditRow.id < before_id)
-        statement = statement.order_by(AuditRow.id.desc()).limit(limit)
+            statement = statement.where(col(AuditRow.id) < before_id)
+        statement = statement.order_by(col(AuditRow.id).desc()).limit(limit)
         return [_entry(r) for r in (await self.session.execute(statement)).scalars().all()]

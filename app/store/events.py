@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.domain.jobs import EventType, JobEvent
 from app.domain.listing import Audience
@@ -17,10 +21,12 @@ from app.store.tables import JobEventRow, JobRow
 MAX_EVENTS_PER_READ = 5000
 # Rows per INSERT (SQLite allows 32,766 bound parameters per statement; six per row).
 INSERT_BATCH = 500
-_EVENTS = JobEventRow.__table__
+# SQLModel sets __table__ on each table class; its annotations do not declare it.
+_EVENTS = JobEventRow.__table__  # type: ignore[attr-defined]
 
 
-def _event(row: JobEventRow) -> JobEvent:
+def _event(row: JobEventRow | Row[Any]) -> JobEvent:
+    """From a JobEventRow or a Core row of the events table (same attribute names)."""
     return JobEvent(
         job_id=row.job_id,
         key=row.key,
@@ -41,7 +47,7 @@ class EventRepository:
         pending = {(e.job_id, e.key): e for e in events}  # a repeated key counts once
         if not pending:
             return []
-        dialect = self.session.bind.dialect.name
+        dialect = self.session.get_bind().dialect.name
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         added: set[tuple[str, str]] = set()
         items = list(pending.values())
@@ -57,13 +63,13 @@ class EventRepository:
                     for e in batch
                 ])
                 .on_conflict_do_nothing(index_elements=["job_id", "key"])
-                .returning(JobEventRow.job_id, JobEventRow.key)
+                .returning(col(JobEventRow.job_id), col(JobEventRow.key))
             )
             added.update((row.job_id, row.key) for row in await self.session.execute(statement))
         return [event for key, event in pending.items() if key in added]
 
     async def get(self, job_id: str, key: str) -> JobEvent | None:
-        statement = select(JobEventRow).where(JobEventRow.job_id == job_id, JobEventRow.key == key)
+        statement = select(JobEventRow).where(col(JobEventRow.job_id) == job_id, col(JobEventRow.key) == key)
         row = (await self.session.execute(statement)).scalar_one_or_none()
         return _event(row) if row else None
 
@@ -83,28 +89,29 @@ class EventRepository:
 
     async def for_jobs(
         self,
-        job_ids: list[str],
+        job_ids: builtins.list[str],
         *,
         visible_to: Audience | None,
         since: datetime | None = None,
         until: datetime | None = None,
         limit: int = MAX_EVENTS_PER_READ,
-    ) -> dict[str, list[JobEvent]]:
+    ) -> dict[str, builtins.list[JobEvent]]:
         """Events of those of the jobs `visible_to` may read, within the window, oldest
         first, at most `limit` per job, in one query."""
         result: dict[str, list[JobEvent]] = {job_id: [] for job_id in job_ids}
         if not job_ids:
             return result
-        statement = select(_EVENTS).where(JobEventRow.job_id.in_(job_ids))
+        statement = select(_EVENTS).where(col(JobEventRow.job_id).in_(job_ids))
         if visible_to is not None:
-            statement = statement.join(JobRow.__table__, JobRow.id == JobEventRow.job_id).where(
+            jobs = JobRow.__table__  # type: ignore[attr-defined]  # (see _EVENTS)
+            statement = statement.join(jobs, col(JobRow.id) == col(JobEventRow.job_id)).where(
                 *readable_by(visible_to)
             )
         if since is not None:
-            statement = statement.where(JobEventRow.timestamp >= since)
+            statement = statement.where(col(JobEventRow.timestamp) >= since)
         if until is not None:
-            statement = statement.where(JobEventRow.timestamp <= until)
-        statement = statement.order_by(JobEventRow.job_id, JobEventRow.timestamp, JobEventRow.id)
+            statement = statement.where(col(JobEventRow.timestamp) <= until)
+        statement = statement.order_by(col(JobEventRow.job_id), col(JobEventRow.timestamp), col(JobEventRow.id))
         for row in (await self.session.execute(statement)).all():
             events = result[row.job_id]
             if len(events) < limit:

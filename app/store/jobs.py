@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.domain.jobs import Job, JobSpec, JobStatus, Pod, PodPhase, utcnow
 from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.store.tables import JobEventRow, JobRow, JobShareRow, PodRow
 
 
-def _job(row: JobRow) -> Job:
+def _job(row: JobRow | Row[Any]) -> Job:
+    """From a JobRow or a Core row of the jobs table (same attribute names)."""
     return Job(
         job_id=row.id,
         owner=row.owner,
@@ -29,7 +34,8 @@ def _job(row: JobRow) -> Job:
     )
 
 
-def _pod(row: PodRow) -> Pod:
+def _pod(row: PodRow | Row[Any]) -> Pod:
+    """From a PodRow or a Core row of the pods table (same attribute names)."""
     return Pod(
         job_id=row.job_id,
         name=row.name,
@@ -52,13 +58,14 @@ def readable_by(visible_to: Audience | None) -> list:
     if visible_to is None:
         return []
     if not visible_to.groups:
-        return [JobRow.owner == visible_to.user]
-    shared = select(JobShareRow.job_id).where(JobShareRow.group_name.in_(visible_to.groups))
-    return [or_(JobRow.owner == visible_to.user, JobRow.id.in_(shared))]
+        return [col(JobRow.owner) == visible_to.user]
+    shared = select(col(JobShareRow.job_id)).where(col(JobShareRow.group_name).in_(visible_to.groups))
+    return [or_(col(JobRow.owner) == visible_to.user, col(JobRow.id).in_(shared))]
 
 
-_JOBS = JobRow.__table__
-_PODS = PodRow.__table__
+# SQLModel sets __table__ on each table class; its annotations do not declare it.
+_JOBS = JobRow.__table__  # type: ignore[attr-defined]
+_PODS = PodRow.__table__  # type: ignore[attr-defined]
 # The pod columns of a job-with-pods row, named apart from the job's own.
 _POD_COLUMNS = [column.label(f"pod_{column.name}") for column in _PODS.c]
 
@@ -117,7 +124,7 @@ class JobRepository:
             return
         row.shared_groups = list(groups)
         row.updated_at = utcnow()
-        await self.session.execute(delete(JobShareRow).where(JobShareRow.job_id == job_id))
+        await self.session.execute(delete(JobShareRow).where(col(JobShareRow.job_id) == job_id))
         await self._write_shares(job_id, groups)
 
     async def _write_shares(self, job_id: str, groups: tuple[str, ...]) -> None:
@@ -126,7 +133,7 @@ class JobRepository:
         await self.session.flush()
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        statement = select(JobRow).where(JobRow.id == job_id)
+        statement = select(JobRow).where(col(JobRow.id) == job_id)
         if for_update:
             statement = statement.with_for_update()
         row = (await self.session.execute(statement)).scalar_one_or_none()
@@ -138,14 +145,14 @@ class JobRepository:
         """The job if `visible_to` may read it, and (with `with_pods`) its pods, in one
         query (SQLAlchemy Core rows: no ORM objects are built for a read)."""
         if not with_pods:
-            statement = select(_JOBS).where(JobRow.id == job_id, *readable_by(visible_to))
+            statement = select(_JOBS).where(col(JobRow.id) == job_id, *readable_by(visible_to))
             row = (await self.session.execute(statement)).first()
             return (_job(row), []) if row else None
         statement = (
             select(_JOBS, *_POD_COLUMNS)
-            .select_from(_JOBS.outerjoin(_PODS, PodRow.job_id == JobRow.id))
-            .where(JobRow.id == job_id, *readable_by(visible_to))
-            .order_by(PodRow.replica_index, PodRow.name)
+            .select_from(_JOBS.outerjoin(_PODS, col(PodRow.job_id) == col(JobRow.id)))
+            .where(col(JobRow.id) == job_id, *readable_by(visible_to))
+            .order_by(col(PodRow.replica_index), col(PodRow.name))
         )
         rows = (await self.session.execute(statement)).all()
         if not rows:
@@ -153,7 +160,7 @@ class JobRepository:
         return _job(rows[0]), [_pod_of_row(r) for r in rows if r.pod_name is not None]
 
     async def get_by_idempotency_key(self, *, owner: str, key: str) -> Job | None:
-        statement = select(JobRow).where(JobRow.owner == owner, JobRow.idempotency_key == key)
+        statement = select(JobRow).where(col(JobRow.owner) == owner, col(JobRow.idempotency_key) == key)
         row = (await self.session.execute(statement)).scalar_one_or_none()
         return _job(row) if row else None
 
@@ -176,33 +183,36 @@ class JobRepository:
         final = [s.value for s in JobStatus if s.is_final]
         statement = (
             update(JobRow)
-            .where(JobRow.id == job_id, JobRow.status.not_in(final))
+            .where(col(JobRow.id) == job_id, col(JobRow.status).not_in(final))
             .values(status=JobStatus.STOPPING.value, updated_at=utcnow())
         )
-        return (await self.session.execute(statement)).rowcount == 1
+        # DML answers a CursorResult (with rowcount); AsyncSession.execute is annotated
+        # with the general Result.
+        result = cast(CursorResult[Any], await self.session.execute(statement))
+        return result.rowcount == 1
 
     async def delete(self, job_id: str) -> None:
         # Pods and events go with it (ON DELETE CASCADE); delete them explicitly too so
         # the outcome does not depend on the SQLite foreign-key pragma.
-        await self.session.execute(delete(PodRow).where(PodRow.job_id == job_id))
-        await self.session.execute(delete(JobShareRow).where(JobShareRow.job_id == job_id))
-        await self.session.execute(delete(JobEventRow).where(JobEventRow.job_id == job_id))
-        await self.session.execute(delete(JobRow).where(JobRow.id == job_id))
+        await self.session.execute(delete(PodRow).where(col(PodRow.job_id) == job_id))
+        await self.session.execute(delete(JobShareRow).where(col(JobShareRow.job_id) == job_id))
+        await self.session.execute(delete(JobEventRow).where(col(JobEventRow.job_id) == job_id))
+        await self.session.execute(delete(JobRow).where(col(JobRow.id) == job_id))
 
     def _where(self, job_filter: JobFilter, visible_to: Audience | None) -> list:
         conditions = readable_by(visible_to)
         if job_filter.owner:
-            conditions.append(JobRow.owner == job_filter.owner)
+            conditions.append(col(JobRow.owner) == job_filter.owner)
         if job_filter.statuses:
-            conditions.append(JobRow.status.in_([s.value for s in job_filter.statuses]))
+            conditions.append(col(JobRow.status).in_([s.value for s in job_filter.statuses]))
         if job_filter.resource_pool_id:
-            conditions.append(JobRow.pool_id == job_filter.resource_pool_id)
+            conditions.append(col(JobRow.pool_id) == job_filter.resource_pool_id)
         if job_filter.queue:
-            conditions.append(JobRow.queue == job_filter.queue)
+            conditions.append(col(JobRow.queue) == job_filter.queue)
         if job_filter.keyword:
             pattern = _like_pattern(job_filter.keyword.strip())
             conditions.append(
-                or_(JobRow.name.ilike(pattern, escape="\\"), JobRow.id.ilike(pattern, escape="\\"))
+                or_(col(JobRow.name).ilike(pattern, escape="\\"), col(JobRow.id).ilike(pattern, escape="\\"))
             )
         return conditions
 
@@ -213,17 +223,17 @@ class JobRepository:
         conditions = self._where(job_filter, visible_to)
         if page.after is not None:
             conditions.append(
-                tuple_(JobRow.created_at, JobRow.id) < tuple_(page.after.created_at, page.after.job_id)
+                tuple_(col(JobRow.created_at), col(JobRow.id)) < tuple_(page.after.created_at, page.after.job_id)
                 if self._supports_row_values()
                 else or_(
-                    JobRow.created_at < page.after.created_at,
-                    and_(JobRow.created_at == page.after.created_at, JobRow.id < page.after.job_id),
+                    col(JobRow.created_at) < page.after.created_at,
+                    and_(col(JobRow.created_at) == page.after.created_at, col(JobRow.id) < page.after.job_id),
                 )
             )
         statement = (
             select(_JOBS)
             .where(*conditions)
-            .order_by(JobRow.created_at.desc(), JobRow.id.desc())
+            .order_by(col(JobRow.created_at).desc(), col(JobRow.id).desc())
             .offset(page.offset)
             .limit(page.first + 1)
         )
@@ -235,7 +245,7 @@ class JobRepository:
         )
 
     def _supports_row_values(self) -> bool:
-        return self.session.bind.dialect.name == "postgresql"
+        return self.session.get_bind().dialect.name == "postgresql"
 
     async def count(self, *, job_filter: JobFilter, visible_to: Audience | None) -> int:
         statement = select(func.count()).select_from(JobRow).where(
@@ -244,23 +254,23 @@ class JobRepository:
         return (await self.session.execute(statement)).scalar_one()
 
     async def count_by_status(self) -> dict[str, int]:
-        statement = select(JobRow.status, func.count()).group_by(JobRow.status)
+        statement = select(col(JobRow.status), func.count()).group_by(col(JobRow.status))
         return {status: count for status, count in (await self.session.execute(statement)).all()}
 
-    async def changed_since(self, since: datetime, *, limit: int = 1000) -> list[Job]:
+    async def changed_since(self, since: datetime, *, limit: int = 1000) -> builtins.list[Job]:
         """Jobs written at or after `since`, oldest change first (at most `limit`)."""
         statement = (
-            select(JobRow).where(JobRow.updated_at >= since)
-            .order_by(JobRow.updated_at, JobRow.id).limit(limit)
+            select(JobRow).where(col(JobRow.updated_at) >= since)
+            .order_by(col(JobRow.updated_at), col(JobRow.id)).limit(limit)
         )
         return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
 
-    async def list_active(self, *, pool_id: str) -> list[Job]:
+    async def list_active(self, *, pool_id: str) -> builtins.list[Job]:
         final = [s.value for s in JobStatus if s.is_final]
         statement = (
             select(JobRow)
-            .where(JobRow.pool_id == pool_id, JobRow.status.not_in(final))
-            .order_by(JobRow.created_at, JobRow.id)
+            .where(col(JobRow.pool_id) == pool_id, col(JobRow.status).not_in(final))
+            .order_by(col(JobRow.created_at), col(JobRow.id))
         )
         return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
 
@@ -270,7 +280,7 @@ class PodRepository:
         self.session = session
 
     async def replace(self, job_id: str, pods: Iterable[Pod]) -> None:
-        await self.session.execute(delete(PodRow).where(PodRow.job_id == job_id))
+        await self.session.execute(delete(PodRow).where(col(PodRow.job_id) == job_id))
         for pod in pods:
             self.session.add(
                 PodRow(
@@ -296,12 +306,12 @@ class PodRepository:
         result: dict[str, list[Pod]] = {job_id: [] for job_id in job_ids}
         if not job_ids:
             return result
-        statement = select(_PODS).where(PodRow.job_id.in_(list(job_ids)))
+        statement = select(_PODS).where(col(PodRow.job_id).in_(list(job_ids)))
         if visible_to is not None:
-            statement = statement.join(_JOBS, JobRow.id == PodRow.job_id).where(
+            statement = statement.join(_JOBS, col(JobRow.id) == col(PodRow.job_id)).where(
                 *readable_by(visible_to)
             )
-        statement = statement.order_by(PodRow.job_id, PodRow.replica_index, PodRow.name)
+        statement = statement.order_by(col(PodRow.job_id), col(PodRow.replica_index), col(PodRow.name))
         for row in (await self.session.execute(statement)).all():
             result[row.job_id].append(_pod(row))
         return result
@@ -312,9 +322,9 @@ class PodRepository:
         """The pool of the job and the pod, if `visible_to` may read the job and the pod is
         one of its pods."""
         statement = (
-            select(JobRow.pool_id, _PODS)
-            .select_from(_PODS.join(_JOBS, JobRow.id == PodRow.job_id))
-            .where(PodRow.job_id == job_id, PodRow.name == pod_name, *readable_by(visible_to))
+            select(col(JobRow.pool_id), _PODS)
+            .select_from(_PODS.join(_JOBS, col(JobRow.id) == col(PodRow.job_id)))
+            .where(col(PodRow.job_id) == job_id, col(PodRow.name) == pod_name, *readable_by(visible_to))
         )
         row = (await self.session.execute(statement)).first()
         return (row.pool_id, _pod(row)) if row else None

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from app.domain.tokens import TokenInfo
 from app.store.notifications import notify
@@ -44,12 +45,12 @@ class TokenRepository:
         await self.session.flush()
 
     async def by_hash(self, token_hash: str) -> TokenInfo | None:
-        statement = select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)
+        statement = select(ApiTokenRow).where(col(ApiTokenRow.token_hash) == token_hash)
         row = (await self.session.execute(statement)).scalar_one_or_none()
         return _info(row) if row else None
 
     async def list(self) -> list[TokenInfo]:
-        statement = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
+        statement = select(ApiTokenRow).order_by(col(ApiTokenRow.created_at))
         return [_info(r) for r in (await self.session.execute(statement)).scalars().all()]
 
     async def count(self) -> int:
@@ -77,5 +78,5 @@ class TokenRepository:
     async def announce(self, channel: str, payload: str) -> None:
         """PostgreSQL: NOTIFY `channel` when this transaction commits (and never if it rolls
         back), so every replica hears of the change. Nothing elsewhere."""
-        if self.session.bind.dialect.name == "postgresql":
+        if self.session.get_bind().dialect.name == "postgresql":
             await notify(self.session, channel, payload)

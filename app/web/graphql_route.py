@@ -9,10 +9,11 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
+
 # The exception Strawberry's views answer as a plain-text status (re-exported here
 # whichever package defines it in the installed version).
 from strawberry.http.base import HTTPException
-from strawberry.http import GraphQLHTTPResponse
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
 )
@@ -89,7 +90,7 @@ async def authorise_socket(context: GraphQLContext, params: Any) -> str | None:
     return caller.refusal.message if caller.refusal else UNAUTHENTICATED_MESSAGE
 
 
-class TransportWSHandler(BaseGraphQLTransportWSHandler):
+class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
     async def handle_connection_init(self, message) -> None:
         if await authorise_socket(self.context, message.get("payload")):
             await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
@@ -97,7 +98,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler):
         await super().handle_connection_init(message)
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler):
+class LegacyWSHandler(BaseGraphQLWSHandler[GraphQLContext, None]):
     async def handle_connection_init(self, message) -> None:
         refusal = await authorise_socket(self.context, message.get("payload"))
         if refusal:
@@ -107,7 +108,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler):
         await super().handle_connection_init(message)
 
 
-class JobgraphGraphQLRouter(GraphQLRouter):
+class JobgraphGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
@@ -156,5 +157,5 @@ def _json_kind(value: Any) -> str:
     return "a string" if isinstance(value, str) else "a number"
 
 
-def graphql_router() -> GraphQLRouter:
+def graphql_router() -> GraphQLRouter[GraphQLContext, None]:
     return JobgraphGraphQLRouter(schema, context_getter=graphql_context, graphql_ide="graphiql")

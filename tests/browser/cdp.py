@@ -45,7 +45,7 @@ class Browser:
 
     @classmethod
     async def launch(cls, user_data_dir: Path, *extra_flags: str) -> Browser:
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - returns once the process is forked
             [str(CHROMIUM), *FLAGS, *extra_flags, f"--user-data-dir={user_data_dir}",
              "--remote-debugging-port=0", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -172,8 +172,8 @@ class Page:
 
     async def screenshot(self, path: Path) -> None:
         shot = await self.call("Page.captureScreenshot", format="png")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(shot["data"]))
+        await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
 
     async def close(self) -> None:
         await self.browser.call("Target.closeTarget", targetId=self.target_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -29,12 +30,14 @@ async def test_first_start_prints_a_working_admin_token(server_factory):
         assert data == {"jobs": {"totalCount": 0}, "resourcePools": [{"id": "local"}]}
 
         # A second server on the same data dir is refused with a clear message.
-        result = subprocess.run(
-            [JOBGRAPH, "serve", "--port", str(free_port())],
-            env=server.env, capture_output=True, text=True, timeout=60,
+        second = await asyncio.create_subprocess_exec(
+            JOBGRAPH, "serve", "--port", str(free_port()),
+            env=server.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
-        assert result.returncode != 0
-        assert "already using the data directory" in result.stdout + result.stderr
+        async with asyncio.timeout(60):
+            stdout, stderr = await second.communicate()
+        assert second.returncode != 0
+        assert "already using the data directory" in (stdout + stderr).decode()
     finally:
         server.stop()
     # The token list of the restarted server is not empty any more: no second banner.

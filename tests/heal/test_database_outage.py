@@ -80,7 +80,7 @@ async def test_the_server_heals_after_its_database_comes_back(cut_server, tmp_pa
             proxy.cut()
             await _answers_unavailable(server.url, token, job_id)
             gate.touch()  # the job ends while the database is away
-            server.wait_for_output(f"sync.apply_retry", timeout=WAIT)
+            server.wait_for_output("sync.apply_retry", timeout=WAIT)
             proxy.restore()
 
             assert (await statuses_until(old_one, job_id, "SUCCEEDED"))[-1] == "SUCCEEDED"

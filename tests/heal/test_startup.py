@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from app.settings import Settings
-from app.web.bootstrap import start_services, stop_services
+from app.web.bootstrap import start_services
 from tests.conftest import PG_BASE_URL
 from tests.support.server import create_database, drop_database
 

@@ -9,6 +9,7 @@ every change they make has its own resourceVersion, watch event and history entr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import os
 import re
@@ -502,10 +503,8 @@ class Kubelet:
         await asyncio.gather(*tasks, return_exceptions=True)
         for run in list(self.running.values()):
             if run.proc and run.proc.returncode is None:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(run.proc.wait(), 2)
-                except TimeoutError:
-                    pass
             run.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -526,10 +525,10 @@ class Kubelet:
             task = self.pods.get(uid)
             if task and uid not in self.deleting:
                 task.cancel()
-        elif ev.new["metadata"].get("deletionTimestamp") and uid not in self.deleting:
-            if ev.new["spec"].get("nodeName"):
-                self.deleting.add(uid)
-                asyncio.create_task(self.kill_pod(ev.new))
+        elif (ev.new["metadata"].get("deletionTimestamp") and uid not in self.deleting
+              and ev.new["spec"].get("nodeName")):
+            self.deleting.add(uid)
+            asyncio.create_task(self.kill_pod(ev.new))
 
     # -- helpers -------------------------------------------------------------------------
     def _update(self, pod: dict[str, Any], fn: Any) -> dict[str, Any] | None:
@@ -756,7 +755,8 @@ class Kubelet:
                 self.running[(pod["metadata"]["uid"], name)] = run
                 self._event(pod, "Normal", "Started", f"Started container {name}", name)
 
-                def running(p: dict[str, Any]) -> None:
+                def running(p: dict[str, Any], cid: str = cid,
+                            started_at: str = started_at) -> None:
                     st = self._cstatus(p, name)
                     st.update({"ready": True, "started": True, "containerID": cid,
                                "imageID": image_id,
@@ -788,7 +788,8 @@ class Kubelet:
                        and run.killed_with is None) or (restart_policy == "Always"
                                                         and run.killed_with is None)
 
-            def terminated(p: dict[str, Any]) -> None:
+            def terminated(p: dict[str, Any], cid: str = cid, restart: bool = restart,
+                           term: dict[str, Any] = term, restarts: int = restarts) -> None:
                 st = self._cstatus(p, name)
                 st.update({"ready": False, "started": False, "containerID": cid,
                            "imageID": image_id})
@@ -882,10 +883,8 @@ class Kubelet:
     def _signal(self, run: Running, sig: int, code: int | None = None) -> None:
         run.killed_with = run.killed_with or int(sig)
         if run.proc is not None and run.proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(run.proc.pid, sig)
-            except (ProcessLookupError, PermissionError):
-                pass
         elif run.proc is None and run.task is not None and not run.task.done():
             run.task.cancel()
 
@@ -899,7 +898,7 @@ class Kubelet:
                 self._signal(run, signal.SIGTERM)
             grace = min(float(pod["metadata"].get("deletionGracePeriodSeconds") or 0),
                         self.fake.delays.max_grace)
-            for name, run in runs:
+            for _, run in runs:
                 if run.proc is not None:
                     try:
                         await asyncio.wait_for(asyncio.shield(run.proc.wait()), grace or 0.001)
@@ -908,10 +907,8 @@ class Kubelet:
             # wait for the pod task to record the terminated states
             task = self.pods.get(uid)
             if task is not None and runs:
-                try:
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                     await asyncio.wait_for(asyncio.shield(task), 10)
-                except (TimeoutError, asyncio.CancelledError):
-                    pass
             elif task is not None:
                 task.cancel()
             cur = self.store.get("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])

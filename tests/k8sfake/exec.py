@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fcntl
 import json
 import os
@@ -158,10 +159,8 @@ class ExecSession:
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
 
     async def run(self) -> None:
         first = STDOUT if self.stdout else STDERR if self.stderr else ERROR
@@ -233,10 +232,8 @@ class ExecSession:
                 p.cancel()
             await asyncio.gather(reader, *pumps, return_exceptions=True)
             if self.master is not None:
-                try:
+                with contextlib.suppress(Exception):
                     asyncio.get_running_loop().remove_reader(self.master)
-                except Exception:
-                    pass
                 os.close(self.master)
                 self.master = None
             if not self.ws.closed:

@@ -323,10 +323,8 @@ class FakeKubernetes:
                 value = predicate()
                 if value:
                     return value
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed(), 0.05)
-                except TimeoutError:
-                    pass
         return await asyncio.wait_for(poll(), timeout)
 
     async def _changed(self) -> None:

@@ -6,6 +6,7 @@ TEST DOUBLE: part of the fake Kubernetes API server under tests/; never shipped.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
@@ -106,10 +107,8 @@ class ContainerLog:
 
     async def wait(self, timeout: float | None = None) -> None:
         ev = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ev.wait(), timeout)
-        except TimeoutError:
-            pass
 
     def text(self) -> str:
         """Everything the container wrote (rotated files included)."""

@@ -80,9 +80,9 @@ def parse_label_selector(selector: str | None) -> Callable[[dict[str, str]], boo
             for v in values:
                 _check_value(v)
             if op == "in":
-                reqs.append(lambda l, k=key, vs=values: k in l and l[k] in vs)
+                reqs.append(lambda labels, k=key, vs=values: k in labels and labels[k] in vs)
             else:
-                reqs.append(lambda l, k=key, vs=values: k not in l or l[k] not in vs)
+                reqs.append(lambda labels, k=key, vs=values: k not in labels or labels[k] not in vs)
             continue
         m = _EQ_RE.match(part)
         if m:
@@ -90,18 +90,18 @@ def parse_label_selector(selector: str | None) -> Callable[[dict[str, str]], boo
             _check_key(key, selector)
             _check_value(value)
             if op == "!=":
-                reqs.append(lambda l, k=key, v=value: l.get(k) != v)
+                reqs.append(lambda labels, k=key, v=value: labels.get(k) != v)
             else:
-                reqs.append(lambda l, k=key, v=value: k in l and l[k] == v)
+                reqs.append(lambda labels, k=key, v=value: k in labels and labels[k] == v)
             continue
         if part.startswith("!"):
             key = part[1:].strip()
             _check_key(key, selector)
-            reqs.append(lambda l, k=key: k not in l)
+            reqs.append(lambda labels, k=key: k not in labels)
             continue
         if " " not in part and not any(c in part for c in "=()<>"):
             _check_key(part, selector)
-            reqs.append(lambda l, k=part: k in l)
+            reqs.append(lambda labels, k=part: k in labels)
             continue
         raise bad_request(f"unable to parse requirement: found '{part}', expected: "
                           f"in, notin, =, ==, !=, gt, lt")

@@ -241,9 +241,10 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
         if request.method != "GET":
             raise errors.method_not_allowed("", "", request.method.lower())
         return json_response(DISCOVERY[path])
-    for regex, namespaced in _PATHS:
+    for regex, namespaced_path in _PATHS:
         m = regex.match(path)
         if m:
+            namespaced = namespaced_path
             break
     else:
         raise errors.path_not_found()

@@ -10,6 +10,7 @@ out to the watch queues and the history in that order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import heapq
@@ -84,10 +85,8 @@ class Clock:
             if remaining <= 0:
                 return
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
-            except TimeoutError:
-                pass
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds
@@ -195,10 +194,8 @@ class Store:
         async def notify() -> None:
             async with self.changed:
                 self.changed.notify_all()
-        try:
+        with contextlib.suppress(RuntimeError):
             asyncio.get_running_loop().create_task(notify())
-        except RuntimeError:
-            pass
 
     # -- writes --------------------------------------------------------------------------
     def create(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:

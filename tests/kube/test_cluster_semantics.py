@@ -154,7 +154,7 @@ async def test_the_timeout_counts_running_time_not_waiting(tmp_path):
         await h.fake.advance(100)  # the image pull: 100 s of waiting, past the timeout
         await h.status(job.job_id, JobStatus.RUNNING)
         deadline = await h.fake.wait_for(
-            lambda: h.fake.job(job.job_id)["spec"].get("activeDeadlineSeconds"))
+            lambda h=h, job=job: h.fake.job(job.job_id)["spec"].get("activeDeadlineSeconds"))
         assert 130 <= deadline <= 132  # 30 s of running after 100 s of waiting
         await h.fake.advance(deadline - 100 - 5)
         assert h.fake.job(job.job_id)["status"].get("conditions") in (None, [])

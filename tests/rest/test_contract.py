@@ -7,8 +7,8 @@ import json
 
 import httpx
 
-from tests.support.rest import is_terminal_url, legacy, sse_events
 from tests.support.jobs import PY
+from tests.support.rest import is_terminal_url, legacy, sse_events
 
 IMAGE = "registry.example/train:1"
 

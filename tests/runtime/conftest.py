@@ -117,7 +117,7 @@ async def process_ended(pid: int) -> None:
         loop.remove_reader(fd)
         os.close(fd)
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
+        os.waitpid(pid, os.WNOHANG)  # noqa: ASYNC222 - WNOHANG returns at once
 
 
 @pytest.fixture

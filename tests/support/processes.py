@@ -7,8 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from app.runtime.local.procfs import proc_stat
 from app.runtime.local.process import read_pid
+from app.runtime.local.procfs import proc_stat
 
 
 def kill_leftover_replicas(base: Path) -> None:

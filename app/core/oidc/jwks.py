@@ -120,10 +120,10 @@ class JwksCache:
             url = self._configured_url or self._discovered_url
             if url is None:
                 url = self._discovered_url = await self._discover(client)
-            return parse_jwks(await _get_json(client, url, self._timeout))
+            return parse_jwks(await _get_json(client, url))
 
     async def _discover(self, client: httpx.AsyncClient) -> str:
-        document = await _get_json(client, self._issuer.rstrip("/") + DISCOVERY_PATH, self._timeout)
+        document = await _get_json(client, self._issuer.rstrip("/") + DISCOVERY_PATH)
         if not isinstance(document, dict):
             raise ProviderResponseError("the discovery document is not a JSON object")
         # OpenID Connect Discovery 1.0, section 4.3: the issuer must match exactly.
@@ -143,10 +143,10 @@ class JwksCache:
             yield client
 
 
-async def _get_json(client: httpx.AsyncClient, url: str, timeout: float) -> object:
-    async with client.stream(
-        "GET", url, headers={"Accept": "application/json"}, timeout=timeout
-    ) as response:
+async def _get_json(client: httpx.AsyncClient, url: str) -> object:
+    # The caller holds the deadline (_fetch_and_store); httpx applies the client's own
+    # per-operation timeouts.
+    async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
         if response.status_code != 200:
             raise ProviderResponseError(f"GET {url} answered HTTP {response.status_code}")
         body = bytearray()

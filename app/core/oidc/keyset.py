@@ -46,7 +46,7 @@ class KeySnapshot:
                 continue
             if key.key_type != family:
                 continue
-            if family == "EC" and key.curve_name != CURVE_OF_ALGORITHM[alg]:
+            if isinstance(key, ECKey) and key.curve_name != CURVE_OF_ALGORITHM[alg]:
                 continue
             if key.alg is not None and key.alg != alg:
                 continue

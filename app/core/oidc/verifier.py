@@ -80,9 +80,9 @@ class OidcVerifier:
         claims = self._verify_signature(parsed, await self._keys_for(parsed))
         check_claims(claims, self.config, now=int(self._now()))
         principal = principal_of(claims, self.config, client_addr=client_addr)
-        expires = claims.get("exp")
-        if isinstance(expires, int | float) and not isinstance(expires, bool):
-            self._verified[key] = (principal, float(expires))
+        exp = claims.get("exp")
+        if isinstance(exp, int | float) and not isinstance(exp, bool):
+            self._verified[key] = (principal, float(exp))
             while len(self._verified) > MAX_VERIFIED_TOKENS:
                 self._verified.popitem(last=False)
         return principal

@@ -17,7 +17,7 @@ import fcntl
 import os
 import re
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -200,7 +200,9 @@ class LogArchive:
         except FileNotFoundError:
             return Resume()
 
-    def lines(self, job_id: str, pod_name: str, *, tail_lines: int | None) -> Iterator[str]:
+    def lines(
+        self, job_id: str, pod_name: str, *, tail_lines: int | None
+    ) -> Generator[str, None, None]:
         """The archived lines, without timestamps; a last line still being written (by
         another replica) is left out."""
         with self.path(job_id, pod_name).open("rb") as handle:

@@ -41,12 +41,13 @@ class ClusterCache:
         *,
         emit: Callable[[JobUpdate], None],
         keep_pod_log: Callable[[str, str], None],
-        apply_stop: Callable[[str], None],
-        resubmit: Callable[[Job], None],
+        # Callbacks whose result (a task, say) is not used.
+        apply_stop: Callable[[str], object],
+        resubmit: Callable[[Job], object],
         queue: QueueView | None = None,
-        end_attempt: Callable[[str], None] = lambda job_id: None,
-        start_attempt: Callable[[str, int], None] = lambda job_id, attempt: None,
-        set_deadline: Callable[[str, int], None] = lambda job_id, seconds: None,
+        end_attempt: Callable[[str], object] = lambda job_id: None,
+        start_attempt: Callable[[str, int], object] = lambda job_id, attempt: None,
+        set_deadline: Callable[[str, int], object] = lambda job_id, seconds: None,
     ) -> None:
         """`emit` takes every update; `keep_pod_log(job_id, pod)` (archive the log of a
         pod whose container has started, at each of its changes), `apply_stop(job_id)`,
@@ -106,8 +107,9 @@ class ClusterCache:
     # -- jobs ----------------------------------------------------------------------------
 
     def on_jobs(self, kind: str, obj: dict) -> None:
+        job_id: str | None
         if kind == "LIST":
-            listed = {job_id_of(o): o for o in obj["items"] if job_id_of(o)}
+            listed = {found: o for o in obj["items"] if (found := job_id_of(o))}
             vanished = set(self.jobs) - set(listed)
             self.jobs = listed
             self.known.update(listed)
@@ -183,10 +185,11 @@ class ClusterCache:
     # -- pods ----------------------------------------------------------------------------
 
     def on_pods(self, kind: str, obj: dict) -> None:
+        job_id: str | None
         if kind == "LIST":
             before = self.pods
             self.pods = {o["metadata"]["name"]: o for o in obj["items"]}
-            touched = {job_id_of(o) for o in [*before.values(), *obj["items"]]} - {None}
+            touched = {j for j in map(job_id_of, [*before.values(), *obj["items"]]) if j}
             for name, pod in before.items():
                 if name not in self.pods:
                     self._pod_gone(pod)
@@ -198,7 +201,7 @@ class ClusterCache:
         else:
             name = obj["metadata"]["name"]
             job_id = job_id_of(obj)
-            before = self.pods.get(name)
+            previous = self.pods.get(name)
             if kind == "DELETED":
                 self.pods.pop(name, None)
                 self._pod_gone(obj)
@@ -207,7 +210,7 @@ class ClusterCache:
             self._keep_log(job_id, name, obj)
             if job_id:
                 self._report(job_id)
-            if before is None:
+            if previous is None:
                 self._match_unmatched()
         self._changed.set()
         self._changed = asyncio.Event()

@@ -28,9 +28,10 @@ REQUEST_TIMEOUT = (10, 60)
 
 def status_message(error: ApiException) -> str:
     try:
-        return json.loads(error.body).get("message") or error.reason
+        message = json.loads(error.body or "").get("message")
     except (TypeError, ValueError, AttributeError):
-        return str(error.reason)
+        message = None
+    return str(message or error.reason)
 
 
 def domain_error(error: Exception, *, what: str) -> DomainError:

@@ -3,6 +3,7 @@ account; and the namespace that configuration names."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from kubernetes_asyncio import config as kube_config
@@ -36,8 +37,10 @@ async def load_configuration(
             try:
                 kube_config.load_incluster_config(client_configuration=configuration)
                 loader = None
-                if options.namespace is None and INCLUSTER_NAMESPACE.is_file():
-                    namespace = INCLUSTER_NAMESPACE.read_text().strip() or "default"
+                in_pod = await asyncio.to_thread(INCLUSTER_NAMESPACE.is_file)
+                if options.namespace is None and in_pod:
+                    in_cluster = await asyncio.to_thread(INCLUSTER_NAMESPACE.read_text)
+                    namespace = in_cluster.strip() or "default"
             except kube_config.ConfigException:
                 loader = await kube_config.load_kube_config(
                     context=options.context, client_configuration=configuration
@@ -48,7 +51,8 @@ async def load_configuration(
         ) from error
     if loader is not None and options.namespace is None:
         try:
-            context_namespace = loader.current_context["context"].safe_get("namespace")
+            current = loader.current_context
+            context_namespace = current["context"].safe_get("namespace") if current else None
         except (AttributeError, KeyError, TypeError):
             context_namespace = None
         namespace = context_namespace or "default"

@@ -127,7 +127,7 @@ class RenewingApiClient(ApiClient):
         client.rest_client = rest.RESTClientObject(credentials.configuration, maxsize=0)
         return client
 
-    async def call_api(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    async def call_api(self, *args: Any, **kwargs: Any) -> Any:
         token = bearer(self.configuration)
         try:
             result = await super().call_api(*args, **kwargs)

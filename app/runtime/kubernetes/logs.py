@@ -16,6 +16,7 @@ request is made through `ApiClient.call_api`, as the generated method makes it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,7 +67,7 @@ Batch = list[tuple[int | None, bytes]]  # (timestamp, the line as sent, with its
 
 def _restarts(pod: dict) -> int:
     statuses = (pod.get("status") or {}).get("containerStatuses") or []
-    main = next((s for s in statuses if s.get("name") == CONTAINER), {})
+    main: dict[str, Any] = next((s for s in statuses if s.get("name") == CONTAINER), {})
     return int(main.get("restartCount") or 0)
 
 
@@ -266,7 +267,7 @@ class PodLogs:
             body = (await response.text())[:1000]
             response.release()
             error = ApiException(status=response.status, reason=response.reason)
-            error.body = body
+            error.body = body.encode()
             message = status_message(error)
             if response.status == 400 and "is waiting to start" in message:
                 # The kubelet's answer for a container that has not started (yet).
@@ -275,10 +276,8 @@ class PodLogs:
                 stuck = bool(reason and reason.split(":")[0] in STUCK_REASONS)
                 if wait and not stuck:
                     changed = self._cache.next_pod_change()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(changed.wait(), 2.0)
-                    except TimeoutError:
-                        pass
                     continue
                 detail = reason or message.rsplit(":", 1)[-1].strip()
                 raise Conflict(
@@ -365,10 +364,8 @@ class PodLogs:
             if not copied:
                 # Nothing new (the container ended or waits, the cluster is away): wait
                 # for the pod to change, or look again after a while.
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(changed.wait(), self.idle_reopen)
-                except TimeoutError:
-                    pass
 
     async def _copy(
         self, writer: ArchiveWriter, pod_name: str, *, previous: bool, follow: bool

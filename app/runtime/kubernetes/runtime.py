@@ -230,7 +230,9 @@ class KubernetesRuntime:
             created = await call(
                 f"create Job {job.job_id}",
                 lambda: self.batch.create_namespaced_job(
-                    self.namespace, manifest, _request_timeout=REQUEST_TIMEOUT
+                    # The client serialises plain dicts too; its annotation names V1Job.
+                    self.namespace, manifest,  # type: ignore[arg-type]
+                    _request_timeout=REQUEST_TIMEOUT,
                 ),
             )
             uid = created.metadata.uid
@@ -250,7 +252,9 @@ class KubernetesRuntime:
                 await call(
                     f"create Service {job.job_id}",
                     lambda: self.core.create_namespaced_service(
-                        self.namespace, service, _request_timeout=REQUEST_TIMEOUT
+                        # The client serialises plain dicts too; its annotation names V1Service.
+                        self.namespace, service,  # type: ignore[arg-type]
+                        _request_timeout=REQUEST_TIMEOUT,
                     ),
                 )
             except Conflict:
@@ -464,6 +468,7 @@ class KubernetesRuntime:
         )
 
     async def _open_exec(self, pod_name: str) -> ExecTerminal:
+        assert self._configuration is not None  # loaded by start()
         token = bearer(self._configuration)
         try:
             return await ExecTerminal.open(

@@ -26,10 +26,14 @@ class ExecTerminal:
         client = WsApiClient(configuration=configuration, heartbeat=30)
         try:
             context = await CoreV1Api(api_client=client).connect_get_namespaced_pod_exec(
-                pod, namespace, container=container, command=SHELL,
+                # The client sends a list as repeated `command` parameters; its
+                # annotation names only str.
+                pod, namespace, container=container, command=SHELL,  # type: ignore[arg-type]
                 stdin=True, stdout=True, stderr=True, tty=True, _preload_content=False,
             )
-            ws = await context.__aenter__()
+            # With _preload_content=False the WebSocket client answers the connection
+            # context, not the str its annotation names.
+            ws = await context.__aenter__()  # type: ignore[attr-defined]
         except BaseException:
             await client.close()
             raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
@@ -73,9 +74,7 @@ async def read_lines(
             if ended.is_set():
                 drained_after_end = True  # one more read: what was written before the end
                 continue
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ended.wait(), POLL_SECONDS)
-            except TimeoutError:
-                pass
         if pending:
             yield _decode(pending)

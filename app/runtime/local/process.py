@@ -8,6 +8,7 @@ polling. Our own children are reaped as soon as they end, so no zombies stay.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -119,10 +120,9 @@ def _reap(pid: int, proc: subprocess.Popen[bytes] | None) -> None:
     if proc is not None:
         proc.poll()
         return
-    try:  # an adopted replica may still be our child (same process, new runtime)
+    # An adopted replica may still be our child (same process, new runtime).
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 class ExitWatch:
@@ -203,7 +203,5 @@ def signal_group(ident: ProcessId, sig: signal.Signals) -> None:
     stat = proc_stat(ident.pid)
     if stat is None or stat.start_time != ident.start_time:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(ident.pid, sig)
-    except ProcessLookupError:
-        pass

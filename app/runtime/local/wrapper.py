@@ -12,6 +12,7 @@ Stdlib only (plus two stdlib-only helpers): it starts once per replica attempt.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -66,10 +67,8 @@ def _reap_leftovers() -> None:
     process exits): kill whatever it left running and reap everything."""
     while True:
         for pid in _children():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         try:
             os.wait()
         except ChildProcessError:
@@ -135,7 +134,7 @@ def main(args: list[str] | None = None) -> int:
     assert stat is not None
     atomic_write_json(ns.dir / PID_FILE, {"pid": me, "start_time": stat.start_time})
 
-    result = _run(argv, ns.cwd) if argv else {
+    result: dict[str, Any] = _run(argv, ns.cwd) if argv else {
         "exit_code": NOT_EXECUTABLE, "signal": None, "reason": "empty command"
     }
     result["finished_at"] = datetime.now(UTC).isoformat()
