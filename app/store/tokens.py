@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -61,10 +63,12 @@ class TokenRepository:
         """Delete the tokens whose id starts with `id_prefix` that expired before `before`;
         how many were deleted."""
         statement = delete(ApiTokenRow).where(
-            ApiTokenRow.id.startswith(id_prefix, autoescape=True),
-            ApiTokenRow.expires_at < before,
+            col(ApiTokenRow.id).startswith(id_prefix, autoescape=True),
+            col(ApiTokenRow.expires_at) < before,
         )
-        result = await self.session.execute(statement)
+        # DML answers a CursorResult (with rowcount); AsyncSession.execute is annotated
+        # with the general Result.
+        result = cast(CursorResult[Any], await self.session.execute(statement))
         return result.rowcount or 0
 
     async def revoke(self, token_id: str, *, at: datetime) -> bool:

@@ -21,7 +21,7 @@ LOOP = "while :; do sleep 0.05; done"
 
 @asynccontextmanager
 async def queued_harness(tmp_path: Path, queueing: str, **fake_options) -> AsyncIterator[Harness]:
-    tmp_path.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(tmp_path.mkdir, parents=True, exist_ok=True)
     async with FakeKubernetes.running(delays=Delays(), **fake_options) as fake:
         kubeconfig = fake.write_kubeconfig(tmp_path / "kubeconfig")
         pool = ResourcePool(id="p", runtime="kubernetes", options={
@@ -57,7 +57,7 @@ async def test_a_stopped_kueue_job_stays_stopped(tmp_path):
         job = h.job(LOOP)
         await h.runtime.submit(job)
         await h.status(job.job_id, JobStatus.QUEUED)
-        await fake.wait_for(lambda: fake.workload(job.job_id))
+        await fake.wait_for(lambda fake=fake, job=job: fake.workload(job.job_id))
         fake.admit(job.job_id)
         await h.status(job.job_id, JobStatus.RUNNING)
         await h.runtime.stop(job.job_id)
@@ -78,7 +78,7 @@ async def test_a_stopped_kueue_job_stays_stopped(tmp_path):
         last = [u.status for u in h.updates if u.job_id == job.job_id and u.status][-1]
         assert last is JobStatus.STOPPED
         await h.runtime.delete(job.job_id)
-        await fake.wait_for(lambda: fake.job(job.job_id) is None and fake.workload(job.job_id) is None)
+        await fake.wait_for(lambda fake=fake, job=job: fake.job(job.job_id) is None and fake.workload(job.job_id) is None)
 
 
 async def test_a_kueue_job_stopped_while_queued_is_never_admitted(tmp_path):
@@ -86,7 +86,7 @@ async def test_a_kueue_job_stopped_while_queued_is_never_admitted(tmp_path):
         fake = h.fake
         job = h.job(LOOP)
         await h.runtime.submit(job)
-        await fake.wait_for(lambda: fake.workload(job.job_id))
+        await fake.wait_for(lambda fake=fake, job=job: fake.workload(job.job_id))
         await h.status(job.job_id, JobStatus.QUEUED)
         await h.runtime.stop(job.job_id)
         await h.status(job.job_id, JobStatus.STOPPED)
@@ -105,7 +105,7 @@ async def test_a_kueue_job_without_a_workload_is_stopped_by_deleting_it(tmp_path
         job = h.job(LOOP, priority=100)
         await h.runtime.submit(job)
         await h.status(job.job_id, JobStatus.QUEUED)
-        await fake.wait_for(lambda: fake.events_for(job.job_id, kind="Job"))
+        await fake.wait_for(lambda fake=fake, job=job: fake.events_for(job.job_id, kind="Job"))
         await h.runtime.stop(job.job_id)
         stopped = await h.status(job.job_id, JobStatus.STOPPED, JobStatus.FAILED)
         assert stopped.status is JobStatus.STOPPED, stopped
@@ -165,7 +165,7 @@ async def test_why_a_kueue_job_waits(tmp_path):
         fake = h.fake
         job = h.job(LOOP)
         await h.runtime.submit(job)
-        await fake.wait_for(lambda: fake.workload(job.job_id))
+        await fake.wait_for(lambda fake=fake, job=job: fake.workload(job.job_id))
         for reason, message, code in (
             ("Pending", UNUSED, "WAITING_FOR_QUOTA"),  # v0.19's default: the message says why
             ("Pending", MAXIMUM, "EXCEEDS_QUOTA"),
@@ -174,7 +174,7 @@ async def test_why_a_kueue_job_waits(tmp_path):
             ("NoMatchingFlavor", AFFINITY, "NO_MATCHING_FLAVOR"),
         ):
             fake.kueue_hold(job.job_id, reason, message)
-            await until(h, lambda r=reason, m=message: (
+            await until(h, lambda r=reason, m=message, h=h, job=job: (
                 (u := last_update(h, job.job_id)).pending_reason is not None
                 and u.reason == f"{r}: {m}"))
             update = last_update(h, job.job_id)
@@ -182,7 +182,7 @@ async def test_why_a_kueue_job_waits(tmp_path):
             assert (update.pending_reason.code, update.pending_reason.message) == (
                 code, f"{reason}: {message}")
         # Kueue's Warning events on the Workload are the job's events.
-        await until(h, lambda: {("Pending", UNUSED), ("ExceedsMaxQuota", MAXIMUM)} <= {
+        await until(h, lambda h=h, job=job: {("Pending", UNUSED), ("ExceedsMaxQuota", MAXIMUM)} <= {
             (e.reason, e.message) for u in h.updates if u.job_id == job.job_id for e in u.events})
         warnings = [e for u in h.updates if u.job_id == job.job_id for e in u.events
                     if e.reason == "NoMatchingFlavor"]
@@ -191,7 +191,7 @@ async def test_why_a_kueue_job_waits(tmp_path):
         fake.admit(job.job_id)
         running = await h.status(job.job_id, JobStatus.RUNNING)
         assert running.pending_reason is None and running.reason is None
-        await until(h, lambda: any(e.reason == "QuotaReserved" for u in h.updates
+        await until(h, lambda h=h, job=job: any(e.reason == "QuotaReserved" for u in h.updates
                                    if u.job_id == job.job_id for e in u.events))
 
 
@@ -200,7 +200,7 @@ async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
         fake = h.fake
         job = h.job(LOOP, priority=100)  # the pool maps it to the class "urgent"
         await h.runtime.submit(job)
-        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None
+        await until(h, lambda h=h, job=job: (u := last_update(h, job.job_id)).pending_reason is not None
                     and u.pending_reason.code == "WORKLOAD_PRIORITY_CLASS_NOT_FOUND")
         update = last_update(h, job.job_id)
         assert update.status is JobStatus.QUEUED
@@ -210,7 +210,7 @@ async def test_a_missing_workload_priority_class_is_the_reason(tmp_path):
                    for u in h.updates if u.job_id == job.job_id for e in u.events)
         # The class is created: Kueue makes the Workload, and the job waits for admission.
         fake.kueue.add_priority_class("urgent", 100)
-        await until(h, lambda: (u := last_update(h, job.job_id)).pending_reason is not None
+        await until(h, lambda h=h, job=job: (u := last_update(h, job.job_id)).pending_reason is not None
                     and u.pending_reason.code == "WAITING_FOR_ADMISSION")
         assert fake.workload(job.job_id)["spec"]["priority"] == 100
         await h.runtime.delete(job.job_id)
@@ -243,7 +243,7 @@ async def test_volcano_places_a_gang_whole_or_not_at_all(tmp_path):
         fake.volcano.wake.set()
         running = await h.status(job.job_id, JobStatus.RUNNING)
         assert running.pending_reason is None
-        await fake.wait_for(lambda: all(p["spec"].get("nodeName") for p in fake.pods_of(job.job_id)))
+        await fake.wait_for(lambda fake=fake, job=job: all(p["spec"].get("nodeName") for p in fake.pods_of(job.job_id)))
 
 
 async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path):
