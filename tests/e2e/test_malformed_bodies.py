@@ -100,8 +100,10 @@ async def test_a_websocket_message_nested_too_deep_closes_as_invalid(running, le
         await ws.send(json.dumps(init))
         assert json.loads(await ws.recv())["type"] == "connection_ack"
         query = "subscription($id: ID) { jobUpdated(jobId: $id) { jobId } }"
-        deep = '{"id": "1", "type": "subscribe", "payload": {"query": %s, "variables": {"x": %s}}}' % (
-            json.dumps(query), nested(levels).decode())
+        deep = (
+            '{"id": "1", "type": "subscribe", "payload": {"query": '
+            f'{json.dumps(query)}, "variables": {{"x": {nested(levels).decode()}}}}}}}'
+        )
         await ws.send(deep)
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()

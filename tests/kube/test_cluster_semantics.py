@@ -210,10 +210,10 @@ async def test_a_job_deleted_while_it_retries_is_not_run_again(tmp_path):
         await h.runtime.delete(job.job_id)
         for pod in h.fake.pods_of(job.job_id):
             h.fake.terminate_container(pod["metadata"]["name"], sig=9)
-        await h.fake.wait_for(lambda: h.fake.job(job.job_id) is None
+        await h.fake.wait_for(lambda h=h, job=job: h.fake.job(job.job_id) is None
                               and not h.fake.pods_of(job.job_id))
         # Anything the runtime does on the Job's deletion is sent before this job's create.
-        await h.fake.wait_for(lambda: job.job_id not in h.runtime._cache.jobs)
+        await h.fake.wait_for(lambda job=job, h=h: job.job_id not in h.runtime._cache.jobs)
         marker = h.job("true")
         await h.runtime.submit(marker)
         creates = [r for r in h.fake.calls("POST", "/apis/batch/v1/namespaces/default/jobs")

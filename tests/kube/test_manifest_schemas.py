@@ -98,7 +98,7 @@ async def test_what_the_runtime_sends_is_valid(tmp_path) -> None:
                     labels={"team": "vision"})
         await h.runtime.submit(job)
         await h.status(job.job_id, JobStatus.RUNNING)
-        await h.fake.wait_for(lambda: h.fake.job(job.job_id)["spec"].get("activeDeadlineSeconds"))
+        await h.fake.wait_for(lambda h=h, job=job: h.fake.job(job.job_id)["spec"].get("activeDeadlineSeconds"))
         await h.runtime.stop(job.job_id)
         await h.status(job.job_id, JobStatus.STOPPED)
         sent = [r for r in h.fake.requests

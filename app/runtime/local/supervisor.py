@@ -34,8 +34,8 @@ from app.runtime.local.outcomes import (
     settle,
 )
 from app.runtime.local.ports import PortReservations
-from app.runtime.local.procfs import kill_tagged
 from app.runtime.local.process import ProcessId, signal_group, spawn_wrapper, watch_child
+from app.runtime.local.procfs import kill_tagged
 from app.runtime.local.serial_io import SerialIO, log_failure
 from app.runtime.local.slots import SlotQueue
 from app.runtime.local.state import ReplicaState
