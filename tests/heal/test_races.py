@@ -136,7 +136,8 @@ async def _foreground_child(parent: int, name: str) -> None:
                 if not entry.isdigit():
                     continue
                 try:
-                    raw = open(f"/proc/{entry}/stat").read()
+                    # procfs is answered from kernel memory: nothing to wait for.
+                    raw = Path(f"/proc/{entry}/stat").read_text()  # noqa: ASYNC240
                 except OSError:
                     continue
                 comm = raw[raw.index("(") + 1:raw.rindex(")")]

@@ -68,9 +68,9 @@ class LocalRuntime:
         self._started = True
         sup = self._supervisor
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
-        for job in await asyncio.to_thread(recovery.load_jobs, self._root):
-            sup.jobs[job.job_id] = job
-            self._next_order = max(self._next_order, job.record.order + 1)
+        for loaded in await asyncio.to_thread(recovery.load_jobs, self._root):
+            sup.jobs[loaded.job_id] = loaded
+            self._next_order = max(self._next_order, loaded.record.order + 1)
         recovery.reattach(sup)
 
         for job in active_jobs:
