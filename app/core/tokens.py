@@ -75,11 +75,16 @@ def _stamp_state(path: Path | None) -> tuple[int, int] | None:
 class TokenService:
     def __init__(self, db: Database, *, broker: Broker | None = None) -> None:
         self.db = db
+        self._server = broker is not None  # the CLI passes none: it verifies nothing
         self._cache: OrderedDict[str, TokenInfo] = OrderedDict()
         # Bumped by every invalidation: a database read that raced one is not cached.
         self._generation = 0
         sqlite_file = db.sqlite_file
         self._stamp = sqlite_file.with_name(sqlite_file.name + ".revocations") if sqlite_file else None
+        if self._stamp is not None and self._server:
+            # Present from the start: a stat that finds the file is cheaper than one that
+            # raises, and it runs on every request.
+            self._stamp.touch(exist_ok=True)
         self._stamp_seen = _stamp_state(self._stamp)
         if broker is not None:
             broker.listen(TOKENS_TOPIC, self._on_revoked)
