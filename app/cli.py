@@ -52,6 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn deprecates its `websockets` implementation for websockets-sansio, which
     # fanned changes out about half as fast here (bench/README.md); kept while it exists.
     warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
+    if args.workers > 1:
+        return _serve_workers(settings, args.workers)
     try:
         uvicorn.run(
             create_app(settings),
@@ -67,6 +69,50 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except DataDirBusy as exc:
         print(f"jobgraph: {exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _serve_workers(settings: Settings, workers: int) -> int:
+    """N worker processes on one port (uvicorn's multiprocess mode), each a full replica:
+    only where nothing is bound to one process, i.e. PostgreSQL (changes reach every
+    worker through LISTEN/NOTIFY) and Kubernetes pools only (a local runtime supervises
+    the processes of its one server)."""
+    import uvicorn
+
+    from app.core.pools import PoolCatalog
+    from app.core.terminal_tickets import load_secret
+    from app.store.migrate import upgrade
+
+    local = [p.id for p in PoolCatalog.load(settings.pools_file) if p.runtime == "local"]
+    if not settings.database_url_resolved.startswith("postgresql") or local:
+        print(
+            "jobgraph: --workers needs PostgreSQL (JOBGRAPH_DATABASE_URL) and only kubernetes "
+            f"pools{' (local pools: ' + ', '.join(local) + ')' if local else ''}; "
+            "otherwise run one process",
+            file=sys.stderr,
+        )
+        return 2
+    # What must happen once happens here, before the workers start: the schema, the
+    # terminal-credential key, the first admin token.
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auto_migrate:
+        upgrade(settings.database_url_resolved)
+    load_secret(data_dir=settings.data_dir, configured=settings.secret_key)
+    from app.web.app import print_first_admin_token
+
+    secret = asyncio.run(_with_tokens(settings, lambda tokens: tokens.ensure_first_admin()))
+    if secret:
+        print_first_admin_token(secret)
+    # The workers build their settings from the environment (the app factory).
+    os.environ.update(
+        JOBGRAPH_HOST=settings.host, JOBGRAPH_PORT=str(settings.port),
+        JOBGRAPH_DATA_DIR=str(settings.data_dir), JOBGRAPH_AUTO_MIGRATE="false",
+    )
+    uvicorn.run(
+        "app.web.app:create_app", factory=True, workers=workers,
+        host=settings.host, port=settings.port, log_level=settings.log_level,
+        proxy_headers=True, ws="websockets", ws_max_size=settings.max_request_body_bytes,
+    )
     return 0
 
 
@@ -160,6 +206,10 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--data-dir", type=Path)
+    serve.add_argument(
+        "--workers", type=int, default=1,
+        help="worker processes (PostgreSQL with kubernetes pools only; default 1)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", help="create or upgrade the database schema")

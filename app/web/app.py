@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.core.pools import PoolCatalog
 from app.domain.errors import (
     PayloadTooLarge,
     PermissionDenied,
@@ -56,6 +57,15 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+def _supervises_alone(settings: Settings) -> bool:
+    """Whether this server must be the only one on its data dir: it runs local pools, or
+    keeps its database (SQLite) and broker to itself. With PostgreSQL and kubernetes pools
+    only, several processes share one (`jobgraph serve --workers N`)."""
+    if not settings.database_url_resolved.startswith("postgresql"):
+        return True
+    return any(pool.runtime == "local" for pool in PoolCatalog.load(settings.pools_file))
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     set_echo_bytes(settings.max_echo_bytes)
@@ -64,9 +74,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Whatever was taken is given back, in reverse order, however start-up ends.
         async with AsyncExitStack() as stack:
-            lock = DataDirLock(settings.data_dir)
-            lock.acquire()
-            stack.callback(lock.release)
+            if _supervises_alone(settings):
+                lock = DataDirLock(settings.data_dir)
+                lock.acquire()
+                stack.callback(lock.release)
             services = await start_services(settings)
             stack.push_async_callback(stop_services, services)
             app.state.services = services
