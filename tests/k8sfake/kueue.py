@@ -97,6 +97,14 @@ def validate_workload_update(old: dict[str, Any], new: dict[str, Any]) -> list[F
     """Kueue's workload webhook (pkg/webhooks/workload_webhook.go ``ValidateWorkloadUpdate``)
     keeps podSets immutable, and queueName while admitted; the fake lets only ``spec.active``
     change and refuses the rest as immutable (narrow: it models no other spec update)."""
+    active = (new.get("spec") or {}).get("active")
+    if active is not None and not isinstance(active, bool):
+        # The CRD's structural schema (apiextensions-apiserver validation.go: TypeInvalid).
+        kind = {str: "string", int: "integer", float: "number", list: "array",
+                dict: "object"}.get(type(active), "unknown")
+        return [FieldError("FieldValueTypeInvalid", "spec.active",
+                           f'Invalid value: "{kind}": spec.active in body must be of type '
+                           f'boolean: "{kind}"')]
     before, after = dict(old.get("spec") or {}), dict(new.get("spec") or {})
     before.pop("active", None)
     after.pop("active", None)

@@ -77,6 +77,12 @@ async def test_kueue_unsuspends_an_admitted_job_someone_suspended() -> None:
                 *KUEUE, "default", "workloads", wl["metadata"]["name"],
                 {"spec": {"podSets": []}}, _content_type="application/merge-patch+json")
         assert invalid.value.status == 422
+        with pytest.raises(ApiException) as typed:  # the CRD schema: a boolean
+            await custom.patch_namespaced_custom_object(
+                *KUEUE, "default", "workloads", wl["metadata"]["name"],
+                {"spec": {"active": "false"}}, _content_type="application/merge-patch+json")
+        assert typed.value.status == 422
+        assert "spec.active in body must be of type boolean" in typed.value.body
 
 
 async def test_without_kueue_there_is_no_workload_api() -> None:
