@@ -1,19 +1,17 @@
 """Web-terminal credentials: signed, short-lived, single-use, bound to user, job and pod.
 
 The browser cannot add an Authorization header to a WebSocket, so the terminal URL
-carries its own credential: `<payload>.<signature>`, both base64url, where the payload
-is JSON {u: user, a: admin (only when true), j: job, p: pod, e: expiry (unix s),
-n: nonce} and the signature is HMAC-SHA256 over the encoded payload. `verify` checks the
-signature and the expiry; single use is kept by the terminal service in the database
-(`spent_credentials`), so it holds across restarts and replicas."""
+carries its own credential: a JWT (RFC 7519) signed with HS256 by joserfc, with the
+claims aud (`jobgraph-terminal`, so no other token of this key passes), sub (the user),
+job, pod, adm (only when the user is an admin), iat, exp and jti (a nonce). `verify`
+checks the signature, the audience and the expiry; single use is kept by the terminal
+service in the database (`spent_credentials`, by jti), so it holds across restarts and
+replicas."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import json
 import os
 import secrets
 import time
@@ -21,6 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, JoseError
+from joserfc.jwk import OctKey
 
 from app.core.jobs import JobService
 from app.domain.errors import Conflict, Unauthenticated
@@ -30,6 +32,9 @@ from app.domain.principal import Principal
 DEFAULT_TTL_SECONDS = 60.0
 SECRET_FILE_NAME = "secret_key"
 _SECRET_BYTES = 32
+AUDIENCE = "jobgraph-terminal"
+ALGORITHM = "HS256"
+INVALID = "terminal credential is not valid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,12 +84,12 @@ def load_secret(*, data_dir: Path, configured: str | None) -> bytes:
     return secret
 
 
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def signing_key(secret: bytes) -> OctKey:
+    """A key of its own for these credentials (HMAC-SHA256 as a KDF), whatever the length
+    and other uses of the configured secret."""
+    return OctKey.import_key(
+        hmac.new(secret, b"jobgraph terminal credentials", hashlib.sha256).digest()
+    )
 
 
 class TerminalTickets:
@@ -96,7 +101,7 @@ class TerminalTickets:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._secret = secret
+        self._key = signing_key(secret)
         self._jobs = jobs
         self._ttl = ttl_seconds
         self._clock = clock
@@ -120,39 +125,47 @@ class TerminalTickets:
     def issue(
         self, *, user: str, job_id: str, pod_name: str, is_admin: bool = False
     ) -> IssuedTicket:
-        expiry = self._clock() + self._ttl
-        payload = {"u": user, "j": job_id, "p": pod_name, "e": expiry, "n": secrets.token_urlsafe(12)}
+        now = int(self._clock())
+        expiry = now + int(self._ttl)
+        claims: dict[str, object] = {
+            "aud": AUDIENCE, "sub": user, "job": job_id, "pod": pod_name,
+            "iat": now, "exp": expiry, "jti": secrets.token_urlsafe(12),
+        }
         if is_admin:
-            payload["a"] = True
-        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
-        credential = f"{body}.{self._sign(body)}"
+            claims["adm"] = True
+        credential = jwt.encode({"alg": ALGORITHM}, claims, self._key, algorithms=[ALGORITHM])
         return IssuedTicket(credential=credential, expires_at=datetime.fromtimestamp(expiry, UTC))
 
     def verify(self, credential: str) -> tuple[TerminalBinding, str]:
-        """The binding and nonce of a genuine, unexpired credential. Whether it was used
-        already is the caller's to check (the database remembers, for every replica)."""
-        return self._verify(credential)
-
-    def _verify(self, credential: str) -> tuple[TerminalBinding, str]:
-        body, _, signature = credential.partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
-            raise Unauthenticated("terminal credential is not valid")
+        """The binding and nonce (jti) of a genuine, unexpired credential. Whether it was
+        used already is the caller's to check (the database remembers, for every replica)."""
         try:
-            payload = json.loads(_unb64(body))
-            user, job_id, pod_name = str(payload["u"]), str(payload["j"]), str(payload["p"])
-            expiry, nonce = float(payload["e"]), str(payload["n"])
-            is_admin = payload.get("a") is True
-        except (ValueError, KeyError, TypeError, binascii.Error):
-            raise Unauthenticated("terminal credential is not valid") from None
+            claims = jwt.decode(credential, self._key, algorithms=[ALGORITHM]).claims
+        except (JoseError, ValueError):
+            raise Unauthenticated(INVALID) from None
+        user, job_id, pod_name = claims.get("sub"), claims.get("job"), claims.get("pod")
+        expiry, nonce = claims.get("exp"), claims.get("jti")
+        if not (
+            isinstance(user, str) and isinstance(job_id, str) and isinstance(pod_name, str)
+            and isinstance(nonce, str) and isinstance(expiry, int) and claims.get("aud") == AUDIENCE
+        ):
+            raise Unauthenticated(INVALID)
         binding = TerminalBinding(
             user=user, job_id=job_id, pod_name=pod_name,
-            expires_at=datetime.fromtimestamp(expiry, UTC), is_admin=is_admin,
+            expires_at=datetime.fromtimestamp(expiry, UTC), is_admin=claims.get("adm") is True,
         )
-        if self._clock() >= expiry:
+        registry = jwt.JWTClaimsRegistry(
+            now=lambda: int(self._clock()),
+            aud={"essential": True, "value": AUDIENCE},
+            exp={"essential": True},
+            jti={"essential": True},
+        )
+        try:
+            registry.validate(claims)
+        except ExpiredTokenError:
             raise CredentialSpent(
                 "terminal credential has expired; ask for a new terminal URL", binding
-            )
+            ) from None
+        except JoseError:
+            raise Unauthenticated(INVALID) from None
         return binding, nonce
-
-    def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
