@@ -212,7 +212,7 @@ async def main(args: argparse.Namespace) -> None:
                                duration=args.duration, connections=args.connections)
                 spy = None
                 if args.profile == name and shutil.which(str(Path(sys.executable).with_name("py-spy"))):
-                    spy = subprocess.Popen([
+                    spy = subprocess.Popen([  # noqa: ASYNC220 - a profiler beside the run, not awaited
                         str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                         str(server.process.pid), "--format", "raw", "--rate", "200",
                         "--duration", str(args.duration), "--output", args.profile_out, "--nonblocking",

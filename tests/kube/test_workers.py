@@ -65,7 +65,7 @@ async def test_two_workers_serve_one_port(tmp_path):
         server = Server(data_dir=tmp_path / "data", env=server_env(
             tmp_path / "data", url, JOBGRAPH_POOLS_FILE=str(pools)))
         token = await asyncio.to_thread(server.token, "wendy")
-        process = subprocess.Popen(
+        process = subprocess.Popen(  # noqa: ASYNC220 - returns once started; stopped below
             [JOBGRAPH, "serve", "--workers", "2", "--port", str(server.port)],
             env=server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
