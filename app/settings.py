@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     max_job_labels: int = Field(default=_SIZES.job_labels, ge=0)
     # One answer of a log read; the oldest lines beyond it are left out, and said so.
     max_log_answer_bytes: int = Field(default=_SIZES.log_answer_bytes, ge=1024)
+    # A local replica's log on disk: past it, the oldest half is dropped (and the log
+    # says so in its first line).
+    max_log_bytes_on_disk: int = Field(default=100 * 1024 * 1024, ge=262_144)
     # What a client sent, echoed in an error message or a log line, is cut to this.
     max_echo_bytes: int = Field(default=1024, ge=64)
 

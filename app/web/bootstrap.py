@@ -44,6 +44,7 @@ def build_runtime(pool: ResourcePool, settings: Settings) -> Runtime:
             pool,
             root=settings.data_dir / "local" / pool.id,
             stop_grace_seconds=settings.stop_grace_seconds,
+            max_log_bytes=settings.max_log_bytes_on_disk,
         )
     if pool.runtime == "kubernetes":
         from app.runtime.kubernetes import KubernetesRuntime

@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,11 +132,12 @@ async def runtimes(tmp_path: Path) -> AsyncIterator[Callable[..., LocalRuntime]]
     made: list[LocalRuntime] = []
 
     def factory(
-        root: Path | None = None, *, slots: int | None = None, grace: float = 1.0
+        root: Path | None = None, *, slots: int | None = None, grace: float = 1.0,
+        **options: Any,
     ) -> LocalRuntime:
         pool = ResourcePool(id="local", runtime="local", max_concurrent_jobs=slots)
         rt = LocalRuntime(pool, root=root or tmp_path / "local" / "local",
-                          stop_grace_seconds=grace)
+                          stop_grace_seconds=grace, **options)
         made.append(rt)
         return rt
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
+
+from app.runtime.local.logfile import read_start
 
 _BLOCK = 64 * 1024
 # Growth of the file is checked this often while following (no inotify in the stdlib);
@@ -57,7 +60,7 @@ async def read_lines(
         f = await asyncio.to_thread(open, path, "rb")
     except FileNotFoundError:
         return
-    with f:
+    try:
         if tail_lines is not None:
             await asyncio.to_thread(lambda: f.seek(tail_offset(f, tail_lines)))
         pending = b""
@@ -69,6 +72,13 @@ async def read_lines(
                 for line in lines:
                     yield _decode(line)
                 continue
+            if follow and (newer := _replaced(path, f)) is not None:
+                # The writer cut the file's oldest part (logfile.CappedLog): everything
+                # of the old file is read; go on at the same place of the output.
+                f, kept_pending = _continue_in(newer, f)
+                if not kept_pending:
+                    pending = b""  # fell behind the cut: the new file's marker says so
+                continue
             if not follow or drained_after_end:
                 break
             if ended.is_set():
@@ -78,3 +88,29 @@ async def read_lines(
                 await asyncio.wait_for(ended.wait(), POLL_SECONDS)
         if pending:
             yield _decode(pending)
+    finally:
+        f.close()
+
+
+def _replaced(path: Path, f: BinaryIO) -> BinaryIO | None:
+    """The file now at `path`, when it is no longer the one `f` reads."""
+    try:
+        if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+            return None
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _continue_in(newer: BinaryIO, older: BinaryIO) -> tuple[BinaryIO, bool]:
+    """`newer` at the output offset `older` was read to; False when that part was cut
+    (then `newer` is at its start, its marker line first)."""
+    old_start, old_marker = read_start(older)
+    consumed = old_start + older.tell() - old_marker
+    older.close()
+    new_start, new_marker = read_start(newer)
+    if consumed >= new_start:
+        newer.seek(new_marker + consumed - new_start)
+        return newer, True
+    newer.seek(0)
+    return newer, False

@@ -81,8 +81,8 @@ class _DetachedPopen(subprocess.Popen[bytes]):
 
 
 def spawn_wrapper(
-    *, attempt_dir: Path, workdir: Path, log_path: Path, argv: Sequence[str],
-    env: Mapping[str, str],
+    *, attempt_dir: Path, workdir: Path, log_path: Path, log_max_bytes: int,
+    argv: Sequence[str], env: Mapping[str, str],
 ) -> tuple[subprocess.Popen[bytes], ProcessId]:
     """Start the wrapper in a new session, detached from the server's stdio.
 
@@ -92,7 +92,9 @@ def spawn_wrapper(
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
         with open(log_path, "ab", buffering=0) as log:
-            proc = _spawn(attempt_dir, workdir, log, argv, env)
+            proc = _spawn(attempt_dir, workdir, log, [
+                "--log", str(log_path), "--log-max-bytes", str(log_max_bytes), "--", *argv
+            ], env)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     stat = proc_stat(proc.pid)
@@ -101,11 +103,12 @@ def spawn_wrapper(
 
 
 def _spawn(
-    attempt_dir: Path, workdir: Path, log: IO[bytes], argv: Sequence[str], env: Mapping[str, str]
+    attempt_dir: Path, workdir: Path, log: IO[bytes], args: Sequence[str], env: Mapping[str, str]
 ) -> subprocess.Popen[bytes]:
+    # The wrapper's own stdout/stderr are the log too (for what goes wrong in it).
     return _DetachedPopen(
         [sys.executable, "-m", "app.runtime.local.wrapper",
-         "--dir", str(attempt_dir), "--cwd", str(workdir), "--", *argv],
+         "--dir", str(attempt_dir), "--cwd", str(workdir), *args],
         cwd=_CODE_ROOT,
         env=dict(env),
         stdin=subprocess.DEVNULL,

@@ -24,6 +24,7 @@ from app.runtime.base import JobUpdate, Terminal
 from app.runtime.local import records, recovery
 from app.runtime.local.layout import JOB_ID, JobPaths
 from app.runtime.local.livejob import LiveJob
+from app.runtime.local.logfile import DEFAULT_MAX_LOG_BYTES
 from app.runtime.local.logs import read_lines
 from app.runtime.local.outcomes import DEADLINE_REASON
 from app.runtime.local.recovery import LOST_REASON
@@ -44,7 +45,8 @@ class LocalRuntime:
     """The `Runtime` for pools with `runtime: local`."""
 
     def __init__(
-        self, pool: ResourcePool, *, root: Path, stop_grace_seconds: float = 10.0
+        self, pool: ResourcePool, *, root: Path, stop_grace_seconds: float = 10.0,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
         self.pool = pool
         self._root = Path(root)
@@ -58,6 +60,7 @@ class LocalRuntime:
         self._supervisor = Supervisor(
             slots=slots, host=self._host, grace=stop_grace_seconds, updates=self._updates,
             io=self._io,
+            max_log_bytes=max_log_bytes,
         )
 
     # ---------------------------------------------------------------- lifecycle

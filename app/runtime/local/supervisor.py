@@ -26,6 +26,7 @@ from app.runtime.base import JobUpdate
 from app.runtime.local import records
 from app.runtime.local.layout import JobPaths
 from app.runtime.local.livejob import LiveJob
+from app.runtime.local.logfile import DEFAULT_MAX_LOG_BYTES
 from app.runtime.local.outcomes import (
     deadline_exceeded,
     describe_end,
@@ -51,7 +52,9 @@ class Supervisor:
     def __init__(
         self, *, slots: int, host: str, grace: float,
         updates: asyncio.Queue[JobUpdate | None], io: SerialIO,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
     ) -> None:
+        self.max_log_bytes = max_log_bytes  # of one replica's log on disk
         self.jobs: dict[str, LiveJob] = {}
         self.queue = SlotQueue(slots)
         self.host = host
@@ -197,7 +200,7 @@ class Supervisor:
             _start_replica, job.paths, job.state.to_dict(), events,
             job.paths.attempt_dir(pod, r.attempt), job.paths.log(pod),
             f"----- jobgraph: restarting {pod}, attempt {r.attempt} -----\n" if r.attempt > 1 else None,
-            job.spec.command, job.env(r.index),
+            job.spec.command, job.env(r.index), self.max_log_bytes,
         )
         started.add_done_callback(partial(self._spawned, job, r.index, r.attempt))
         return started
@@ -328,6 +331,7 @@ class Supervisor:
 def _start_replica(
     paths: JobPaths, state: dict[str, Any], events: list[JobEvent], attempt_dir: Path,
     log_path: Path, restart_note: str | None, argv: Sequence[str], env: dict[str, str],
+    log_max_bytes: int,
 ) -> tuple[subprocess.Popen[bytes], ProcessId]:
     """Blocking (run on the runtime's I/O thread): the attempt's directory, the log's
     restart line, the state, then the wrapper process."""
@@ -339,5 +343,6 @@ def _start_replica(
     # recovery reports as vanished instead of one that silently never ran.
     records.save(paths, state, events)
     return spawn_wrapper(
-        attempt_dir=attempt_dir, workdir=paths.workdir, log_path=log_path, argv=argv, env=env,
+        attempt_dir=attempt_dir, workdir=paths.workdir, log_path=log_path,
+        log_max_bytes=log_max_bytes, argv=argv, env=env,
     )

@@ -3,8 +3,9 @@
 It runs in its own session (started by the runtime with start_new_session=True) so
 that it, and the command it runs, outlive the API server. It records who it is
 (`pid.json`) and, when the command ends, how it ended (`exit.json`), so a runtime
-started later can adopt the replica or learn its outcome. Stdout/stderr are already
-the replica's log file; the command inherits them.
+started later can adopt the replica or learn its outcome. The command's stdout and
+stderr go through one pipe into the replica's log file, capped in bytes on disk
+(`logfile.CappedLog`: the oldest output is dropped, and the file says so).
 
 Stdlib only (plus two stdlib-only helpers): it starts once per replica attempt.
 """
@@ -18,11 +19,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from app.runtime.local.files import atomic_write_json
+from app.runtime.local.logfile import CappedLog
 from app.runtime.local.procfs import proc_stat
 
 PID_FILE = "pid.json"
@@ -35,6 +38,7 @@ _PR_SET_CHILD_SUBREAPER = 36
 # below is in place; the wrapper unblocks them once the command runs.
 STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
 _received: list[int] = []
+_pump_thread: list[threading.Thread] = []
 
 
 def _note(signum: int, frame: Any) -> None:
@@ -86,12 +90,22 @@ def _unblock_stop_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def _run(argv: list[str], cwd: str) -> dict[str, Any]:
+def _pump(source: int, log: CappedLog) -> None:
+    """The command's output (stdout and stderr, one pipe) into the capped log."""
     try:
-        # The command starts with a clean signal mask; the wrapper has no threads, so
-        # preexec_fn is safe here.
+        while chunk := os.read(source, 65536):
+            log.write(chunk)
+    finally:
+        os.close(source)
+
+
+def _run(argv: list[str], cwd: str, log: CappedLog) -> dict[str, Any]:
+    try:
+        # The command starts with a clean signal mask; the wrapper has no threads yet
+        # (the pump starts below), so preexec_fn is safe here.
         proc = subprocess.Popen(
-            argv, cwd=cwd, stdin=subprocess.DEVNULL, preexec_fn=_unblock_stop_signals
+            argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, preexec_fn=_unblock_stop_signals,
         )
     except FileNotFoundError:
         reason = f"command not found: {argv[0]}"
@@ -100,6 +114,12 @@ def _run(argv: list[str], cwd: str) -> dict[str, Any]:
     except OSError as exc:
         reason = f"cannot execute {argv[0]}: {exc.strerror or exc}"
     else:
+        assert proc.stdout is not None
+        # The pump holds the pipe's read end; whatever the command (or what it leaves
+        # behind) writes is copied until every writer has gone (see main).
+        _pump_thread.append(threading.Thread(target=_pump, args=(os.dup(proc.stdout.fileno()), log)))
+        proc.stdout.close()
+        _pump_thread[0].start()
         _unblock_stop_signals()
         if _received:  # a stop that came while the command was being started
             proc.send_signal(_received[0])
@@ -113,7 +133,7 @@ def _run(argv: list[str], cwd: str) -> dict[str, Any]:
             }
         return {"exit_code": code, "signal": None, "reason": None}
     _unblock_stop_signals()
-    print(f"jobgraph: {reason}", file=sys.stderr, flush=True)
+    log.write(f"jobgraph: {reason}\n".encode())
     return {"exit_code": NOT_EXECUTABLE, "signal": None, "reason": reason}
 
 
@@ -121,6 +141,8 @@ def main(args: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jobgraph-wrapper")
     parser.add_argument("--dir", required=True, type=Path, help="the attempt's record dir")
     parser.add_argument("--cwd", required=True, help="working directory of the command")
+    parser.add_argument("--log", required=True, type=Path, help="the replica's log file")
+    parser.add_argument("--log-max-bytes", required=True, type=int, help="its cap on disk")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     ns = parser.parse_args(args)
     argv = ns.argv[1:] if ns.argv[:1] == ["--"] else ns.argv
@@ -134,11 +156,15 @@ def main(args: list[str] | None = None) -> int:
     assert stat is not None
     atomic_write_json(ns.dir / PID_FILE, {"pid": me, "start_time": stat.start_time})
 
-    result: dict[str, Any] = _run(argv, ns.cwd) if argv else {
+    log = CappedLog(ns.log, ns.log_max_bytes)
+    result: dict[str, Any] = _run(argv, ns.cwd, log) if argv else {
         "exit_code": NOT_EXECUTABLE, "signal": None, "reason": "empty command"
     }
     result["finished_at"] = datetime.now(UTC).isoformat()
     _reap_leftovers()  # before the record: when it exists, nothing of the replica runs
+    for pump in _pump_thread:  # the pipe's writers are all gone: the log is complete
+        pump.join()
+    log.close()
     atomic_write_json(ns.dir / EXIT_FILE, result)
     return min(result["exit_code"], 255)
 
