@@ -57,7 +57,7 @@ async def read_lines(
     back until it is complete, or until the end."""
     # File reads go to a worker thread: a slow disk must not hold the event loop.
     try:
-        f = await asyncio.to_thread(open, path, "rb")
+        f: BinaryIO = await asyncio.to_thread(open, path, "rb")
     except FileNotFoundError:
         return
     try:
@@ -72,10 +72,10 @@ async def read_lines(
                 for line in lines:
                     yield _decode(line)
                 continue
-            if follow and (newer := _replaced(path, f)) is not None:
+            if follow and (moved := await asyncio.to_thread(_moved_on, path, f)) is not None:
                 # The writer cut the file's oldest part (logfile.CappedLog): everything
                 # of the old file is read; go on at the same place of the output.
-                f, kept_pending = _continue_in(newer, f)
+                f, kept_pending = moved
                 if not kept_pending:
                     pending = b""  # fell behind the cut: the new file's marker says so
                 continue
@@ -92,19 +92,16 @@ async def read_lines(
         f.close()
 
 
-def _replaced(path: Path, f: BinaryIO) -> BinaryIO | None:
-    """The file now at `path`, when it is no longer the one `f` reads."""
+def _moved_on(path: Path, older: BinaryIO) -> tuple[BinaryIO, bool] | None:
+    """None while `path` is still the file `older` reads. Otherwise the file now at
+    `path`, at the output offset `older` was read to, and True; or at its start (its
+    marker line first) and False, when that part of the output was cut meanwhile."""
     try:
-        if os.stat(path).st_ino == os.fstat(f.fileno()).st_ino:
+        if os.stat(path).st_ino == os.fstat(older.fileno()).st_ino:
             return None
-        return open(path, "rb")
+        newer: BinaryIO = open(path, "rb")  # noqa: SIM115 (the caller reads it on)
     except FileNotFoundError:
         return None
-
-
-def _continue_in(newer: BinaryIO, older: BinaryIO) -> tuple[BinaryIO, bool]:
-    """`newer` at the output offset `older` was read to; False when that part was cut
-    (then `newer` is at its start, its marker line first)."""
     old_start, old_marker = read_start(older)
     consumed = old_start + older.tell() - old_marker
     older.close()
