@@ -430,9 +430,6 @@ class FakeKubernetes:
         if self.kueue is not None:
             self.kueue.mutate_job(job)
 
-    def after_job_create(self, job: dict[str, Any]) -> None:
-        pass  # Kueue's job reconciler reacts to the Job's watch event
-
     def workload(self, job_name: str, namespace: str | None = None) -> dict[str, Any] | None:
         """The Kueue Workload of a Job (found through its owner reference)."""
         assert self.kueue is not None, "the fake runs without Kueue"

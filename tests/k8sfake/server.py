@@ -481,8 +481,6 @@ class Api:
                 obj["metadata"]["generation"] = 1
             return json_response(obj, 201)
         obj = self.store.create(self.resource, obj)
-        if self.resource == "jobs":
-            self.fake.after_job_create(obj)
         return json_response(obj, 201)
 
     def _prepare_create(self, obj: dict[str, Any]) -> dict[str, Any]:
