@@ -8,7 +8,6 @@ import re
 import time
 
 from fastapi import APIRouter, Response
-from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -17,7 +16,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import PermissionDenied
 from app.web.auth import CallerDep, ServicesDep
@@ -48,9 +47,10 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        root_path = scope.get("root_path", "")
         status = [500]
 
-        async def send_with_status(message) -> None:
+        async def send_with_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
             await send(message)
@@ -58,36 +58,38 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            template = _template(scope["path"], status[0])
+            # The router records what it matched in the (shared) scope.
+            template = _template(scope, root_path)
             REQUESTS.labels(scope["method"], template, str(status[0])).inc()
             LATENCY.labels(template).observe(time.perf_counter() - started)
 
 
-_IDS = (
-    (re.compile(r"^/webterminal/[^/]+$"), "/webterminal/{credential}"),
-    (re.compile(r"^/static/.*$"), "/static/{path}"),
-    (re.compile(r"/pods/[^/]+"), "/pods/{podName}"),
-    (re.compile(r"^/api/jobs/(?!create$)[^/]+"), "/api/jobs/{jobId}"),
-)
+_PARAMETER = re.compile(r"\{(\w+)(?::\w+)?\}")
 
 
-def _template(path: str, status: int) -> str:
-    """The path with its ids replaced (`/api/jobs/{jobId}`), so ids do not explode the
-    label set; anything that was not found is one label."""
-    if status == 404 and not path.startswith("/api/jobs/"):
-        return "unmatched"
-    for pattern, replacement in _IDS:
-        path = pattern.sub(replacement, path)
-    return path
+def _template(scope: Scope, root_path: str) -> str:
+    """The path template of the route the router matched (`/api/jobs/{jobId}`), so ids
+    do not explode the label set; a request that no route matched is one label."""
+    template = getattr(scope.get("route"), "path", None)
+    if isinstance(template, str):
+        # The route's path is relative to the routers it was included through: what
+        # precedes its filled-in form in the request's path is their prefix.
+        params = scope.get("path_params") or {}
+        filled = _PARAMETER.sub(lambda m: str(params.get(m.group(1), m.group(0))), template)
+        path = scope.get("path", "")
+        if not path.endswith(filled):
+            return template
+        return path[: len(path) - len(filled)] + template
+    mounted = scope.get("root_path", "")
+    if mounted != root_path:  # a mounted app answered (the static files): its prefix
+        return mounted[len(root_path):] + "/{path}"
+    return "unmatched"
 
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get(
-    "/metrics", summary="Prometheus metrics (administrators)", response_class=PlainTextResponse,
-    responses={401: {"description": "No or bad credentials"}, 403: {"description": "Not an administrator"}},
-)
+@router.get("/metrics", summary="Prometheus metrics (administrators)")
 async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
     if not caller.require().is_admin:
         raise PermissionDenied("metrics are for administrators")

@@ -86,9 +86,16 @@ async def test_metrics_are_for_administrators(running, alice):
     await alice.execute("{ jobs { totalCount } }")
     async with httpx.AsyncClient(base_url=running.server.url) as http:
         assert (await http.get("/metrics")).status_code == 401
+        unknown = await http.get(
+            "/api/jobs/j-nosuchjob", headers={"Authorization": f"Bearer {running.alice_token}"}
+        )
+        assert unknown.status_code == 404
         denied = await http.get("/metrics", headers={"Authorization": f"Bearer {running.alice_token}"})
         assert denied.status_code == 403
         text = (await http.get("/metrics", headers={"Authorization": f"Bearer {running.admin_token}"})).text
     assert "jobgraph_http_requests_total{" in text and "route=\"/graphql\"" in text, text
+    # Labelled by the route's template (prefix included), never by the id asked for.
+    assert 'route="/api/jobs/{jobId}",status="404"' in text, text
+    assert "j-nosuchjob" not in text
     assert 'jobgraph_jobs{status="SUCCEEDED"}' in text
     assert "jobgraph_broker_subscribers" in text
