@@ -78,7 +78,10 @@ def legacy(value):
 
 
 def is_terminal_url(url: str) -> bool:
-    return re.fullmatch(r"wss?://[^/]+/webterminal/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", url) is not None
+    # The credential is a compact JWS: header.payload.signature, each base64url.
+    return re.fullmatch(
+        r"wss?://[^/]+/webterminal/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", url
+    ) is not None
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
