@@ -8,6 +8,7 @@ import re
 import time
 
 from fastapi import APIRouter, Response
+from fastapi.responses import PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -89,7 +90,10 @@ def _template(scope: Scope, root_path: str) -> str:
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/metrics", summary="Prometheus metrics (administrators)")
+@router.get(
+    "/metrics", summary="Prometheus metrics (administrators)", response_class=PlainTextResponse,
+    responses={401: {"description": "No or bad credentials"}, 403: {"description": "Not an administrator"}},
+)
 async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
     if not caller.require().is_admin:
         raise PermissionDenied("metrics are for administrators")
