@@ -92,7 +92,7 @@ def login_router() -> APIRouter:
         # no longer works (or none at all) has no session left to end.
         ended = False
         try:
-            secret = credential(request)
+            secret = await credential(request)
         except Unauthenticated:
             secret = None
         if caller.principal is not None and secret:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from app.domain.errors import DomainError, Unauthenticated
@@ -58,22 +59,48 @@ async def identify(services: Services, token: str | None, client_addr: str | Non
     return Caller(principal)
 
 
-def credential(conn: HTTPConnection) -> str | None:
-    """The bearer token of `Authorization`, else `X-Auth-Token` (the legacy console sends
-    its token in both); raises `Unauthenticated` for an Authorization header that is
-    not `Bearer <token>`."""
-    header = conn.headers.get("authorization")
-    if header:
-        token = bearer_token(header)
-        if token is None:
-            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-        return token
-    return (conn.headers.get("x-auth-token") or "").strip() or None
+# How a request (or WebSocket handshake) carries its credential, as FastAPI security
+# schemes: they read the headers and put the schemes in the OpenAPI document. They never
+# answer by themselves (auto_error=False): each entry point renders refusals its own way.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearerToken",
+    description="`Authorization: Bearer <token>`: an API token (`jobgraph token create`), "
+    "a login session's token, or an OIDC access token.",
+)
+LEGACY_TOKEN = APIKeyHeader(
+    name="X-Auth-Token",
+    auto_error=False,
+    scheme_name="legacyAuthToken",
+    description="The same token in `X-Auth-Token`, as the legacy console sends it.",
+)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
+LegacyTokenDep = Annotated[str | None, Depends(LEGACY_TOKEN)]
 
 
-async def get_caller(conn: HTTPConnection, services: ServicesDep) -> Caller:
+def choose_credential(
+    conn: HTTPConnection, bearer: HTTPAuthorizationCredentials | None, legacy_token: str | None
+) -> str | None:
+    """The one place that decides which credential a request carries: the bearer token
+    of `Authorization`, else `X-Auth-Token` (the legacy console sends its token in both);
+    raises `Unauthenticated` for an Authorization header that is not `Bearer <token>`."""
+    if bearer is not None:
+        return bearer.credentials
+    if conn.headers.get("authorization"):
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return (legacy_token or "").strip() or None
+
+
+async def credential(conn: HTTPConnection) -> str | None:
+    """`choose_credential` outside dependency injection."""
+    return choose_credential(conn, await BEARER(conn), await LEGACY_TOKEN(conn))
+
+
+async def get_caller(
+    conn: HTTPConnection, services: ServicesDep, bearer: BearerDep, legacy_token: LegacyTokenDep
+) -> Caller:
     try:
-        token = credential(conn)
+        token = choose_credential(conn, bearer, legacy_token)
     except Unauthenticated as refusal:
         return Caller(None, refusal)
     return await identify(services, token, conn.client.host if conn.client else None)

@@ -254,3 +254,19 @@ async def test_openapi_documents_the_routes_and_create_shapes(anonymous):
     assert "X-Auth-Token" in document["info"]["description"]
     assert "JOBGRAPH_CORS_ORIGINS" in document["info"]["description"]
     assert (await anonymous.get("/docs")).status_code == 200
+
+
+async def test_openapi_documents_how_to_authenticate(anonymous):
+    document = (await anonymous.get("/openapi.json")).json()
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerToken"]["type"] == "http"
+    assert schemes["bearerToken"]["scheme"].lower() == "bearer"
+    assert schemes["legacyAuthToken"] == {
+        "type": "apiKey", "in": "header", "name": "X-Auth-Token",
+        "description": schemes["legacyAuthToken"]["description"],
+    }
+    # Every REST operation says it takes either.
+    for path in ("/api/jobs", "/api/jobs/{jobId}", "/api/jobs/{jobId}/pods/{podName}/logs"):
+        for operation in document["paths"][path].values():
+            assert {"bearerToken": []} in operation["security"], (path, operation)
+            assert {"legacyAuthToken": []} in operation["security"], (path, operation)
