@@ -279,7 +279,7 @@ class JobService:
         job = await self._for_action(actor=actor, job_id=job_id, action="job.stop")
         if job.status.is_final:
             raise Conflict(
-                f"job {job_id!r} has already ended ({job.status.legacy}); nothing to stop",
+                f"job {job_id!r} has already ended ({job.status.value}); nothing to stop",
                 field="jobId",
             )
         if job.status is not JobStatus.STOPPING:

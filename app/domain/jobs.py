@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from app.domain.errors import ValidationFailed
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -36,22 +34,6 @@ class JobStatus(StrEnum):
         if self is JobStatus.STOPPING:
             return reported.is_final
         return True
-
-    @property
-    def legacy(self) -> str:
-        """The REST facade's spelling: `Running`, `Succeeded` ..."""
-        return self.value.capitalize()
-
-    @classmethod
-    def parse(cls, text: str) -> JobStatus:
-        """Accept either spelling in any case (`running`, `Running`, `RUNNING`)."""
-        try:
-            return cls(text.strip().upper())
-        except ValueError:
-            allowed = ", ".join(s.legacy for s in cls)
-            raise ValidationFailed(
-                f"unknown status {text!r}; use one of {allowed}", field="status"
-            ) from None
 
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED})
