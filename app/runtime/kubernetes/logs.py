@@ -85,7 +85,7 @@ class PodLogs:
         self._read_log = read_log
         self._spawn = spawn
         self._keepers: dict[str, tuple[str, asyncio.Task[None]]] = {}  # pod -> (job, keeper)
-        self._whole: set[str] = set()  # pods whose archive is complete
+        self._whole: dict[str, str] = {}  # pod -> job, of the archives that are complete
         self.idle_reopen = IDLE_REOPEN_SECONDS
 
     # -- reads ---------------------------------------------------------------------------
@@ -306,6 +306,8 @@ class PodLogs:
     async def forget_job(self, job_id: str) -> None:
         """Stop archiving a job's pods (it is being deleted)."""
         tasks = [task for job, task in self._keepers.values() if job == job_id]
+        for name in [name for name, job in self._whole.items() if job == job_id]:
+            del self._whole[name]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -315,14 +317,14 @@ class PodLogs:
             writer = await asyncio.to_thread(self._archive.open_writer, job_id, pod_name)
             if writer is None:
                 if await asyncio.to_thread(self._archive.is_complete, job_id, pod_name):
-                    self._whole.add(pod_name)
+                    self._whole[pod_name] = job_id
                 return  # complete, or another replica keeps it
         except OSError:
             log.exception("k8s.archive_failed", pod=pod_name)
             return
         try:
             await self._archive_until_ended(job_id, pod_name, writer)
-            self._whole.add(pod_name)
+            self._whole[pod_name] = job_id
         except Exception:  # retried at the pod's next change; logged with its trace
             log.exception("k8s.archive_failed", pod=pod_name)
         finally:
