@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -73,8 +74,13 @@ def _stamp_state(path: Path | None) -> tuple[int, int] | None:
 
 
 class TokenService:
-    def __init__(self, db: Database, *, broker: Broker | None = None) -> None:
+    def __init__(
+        self, db: Database, *, broker: Broker | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self.db = db
+        # What "now" is for expiry: injected by tests, so none waits for a token to expire.
+        self._clock = clock
         self._server = broker is not None  # the CLI passes none: it verifies nothing
         self._cache: OrderedDict[str, TokenInfo] = OrderedDict()
         # Bumped by every invalidation: a database read that raced one is not cached.
@@ -160,7 +166,7 @@ class TokenService:
             raise Unauthenticated("unknown API token: check it was copied whole, or create one")
         if token.revoked_at is not None:
             raise Unauthenticated(f"API token {token.id} was revoked")
-        if token.expires_at is not None and token.expires_at <= utcnow():
+        if token.expires_at is not None and token.expires_at <= self._clock():
             raise Unauthenticated(f"API token {token.id} expired at {token.expires_at.isoformat()}")
         return Principal(user=token.user, is_admin=token.is_admin, groups=token.groups)
 

@@ -160,18 +160,9 @@ async def test_jobs_shared_read_only_with_a_group(secured):
     assert caught.value.code == "FORBIDDEN"
 
 
-async def test_api_tokens_expire_and_revoke_at_once(secured):
-    token = secured.server.cli("token", "create", "--user", "tina", "--expires", "6s")
-    client = secured.client(token)
-    assert (await client.execute(VIEWER))["viewer"]["user"] == "tina"
-    async with asyncio.timeout(20):  # wait for the expiry to pass (the event under test)
-        while True:
-            response = await client.raw(VIEWER)
-            if response.status_code == 401:
-                break
-            await asyncio.sleep(0.1)
-    assert "expired" in response.json()["errors"][0]["message"]
-
+async def test_api_tokens_revoke_at_once(secured):
+    # Expiry is decided by the service's clock, injected in tests/store/test_token_expiry.py
+    # (no test waits for a token to expire).
     token = secured.server.cli("token", "create", "--user", "rita", "--group", "nlp")
     client = secured.client(token)
     assert (await client.execute(VIEWER))["viewer"] == {"user": "rita", "groups": ["nlp"], "isAdmin": False}
