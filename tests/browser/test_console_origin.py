@@ -95,7 +95,9 @@ new Promise(resolve => {
 """
 
 
-async def test_a_page_of_the_listed_origin_works_and_another_cannot(browser, server_factory, statics, tmp_path):
+async def test_a_page_of_the_listed_origin_works_and_another_cannot(
+    context, server_factory, statics, tmp_path
+):
     console, elsewhere = statics
     server = await server_factory(JOBGRAPH_CORS_ORIGINS=console.origin)
     token = server.token("dora")
@@ -112,10 +114,10 @@ async def test_a_page_of_the_listed_origin_works_and_another_cannot(browser, ser
             job_id = created.json()["data"]["jobId"]
             calls = CONSOLE_CALLS % {"api": json.dumps(server.url), "sk": json.dumps(token)}
 
-            page = await browser.new_page()
+            page = await context.new_page()
             try:
                 await page.goto(console.origin + "/user/login")
-                await page.wait_for("document.readyState === 'complete'")
+                await page.wait_for_function("document.readyState === 'complete'")
                 result = await page.evaluate(calls)
                 assert result == {
                     "status": "ok", "authority": "user", "listed": True, "total": 1,
@@ -124,7 +126,7 @@ async def test_a_page_of_the_listed_origin_works_and_another_cannot(browser, ser
                 assert "j-00000000" in result["message"]
 
                 await page.goto(elsewhere.origin + "/user/login")
-                await page.wait_for("document.readyState === 'complete'")
+                await page.wait_for_function("document.readyState === 'complete'")
                 blocked = await page.evaluate(calls)
                 assert blocked == {"error": "TypeError: Failed to fetch"}, blocked
 
@@ -142,7 +144,7 @@ async def test_a_page_of_the_listed_origin_works_and_another_cannot(browser, ser
                 refused = await page.evaluate(OPEN_SOCKET % {"url": json.dumps(await terminal_url())})
                 assert refused == "closed 1006", refused
                 await page.goto(console.origin + "/terminal")
-                await page.wait_for("document.readyState === 'complete'")
+                await page.wait_for_function("document.readyState === 'complete'")
                 opened = await page.evaluate(OPEN_SOCKET % {"url": json.dumps(await terminal_url())})
                 assert opened == "open", opened
             finally:

@@ -3,7 +3,6 @@ anything but this machine's loopback: what a user on an offline cluster would se
 
 from __future__ import annotations
 
-import asyncio
 import json
 from urllib.parse import quote
 
@@ -22,73 +21,67 @@ SCREEN = """(() => {
 
 
 async def test_graphiql_runs_a_query_with_no_internet(
-    browser, network, running, alice, artifacts
+    context, network, running, alice, artifacts
 ):
     job = await create_job(alice, name="graphiql", command=["true"])
     headers = json.dumps({"Authorization": f"Bearer {running.alice_token}"})
-    page = await browser.new_page()
-    try:
-        # GraphiQL (Strawberry's page) takes its query and headers from the URL.
-        await page.goto(f"{running.server.url}/graphql?q={quote(QUERY)}&headers={quote(headers)}")
-        await page.wait_for("!!document.querySelector('.graphiql-execute-button')")
-        # ... and shows them in its editors: the query, and the headers in the headers tab.
-        await page.wait_for(
-            "[...document.querySelectorAll('.graphiql-editor .CodeMirror')]"
-            ".map(e => e.CodeMirror.getValue()).join()"
-            f".includes({json.dumps(headers)}) && true"
-        )
-        await page.click(".graphiql-execute-button")
-        text = await page.wait_for(f"({RESULT} || '').includes('totalCount') && {RESULT}")
-        await page.screenshot(artifacts / "graphiql-offline.png")
+    page = await context.new_page()
+    # GraphiQL (Strawberry's page) takes its query and headers from the URL.
+    await page.goto(f"{running.server.url}/graphql?q={quote(QUERY)}&headers={quote(headers)}")
+    await page.wait_for_selector(".graphiql-execute-button")
+    # ... and shows them in its editors: the query, and the headers in the headers tab.
+    await page.wait_for_function(
+        "[...document.querySelectorAll('.graphiql-editor .CodeMirror')]"
+        f".map(e => e.CodeMirror.getValue()).join().includes({json.dumps(headers)})"
+    )
+    await page.click(".graphiql-execute-button")
+    answered = await page.wait_for_function(f"({RESULT} || '').includes('totalCount') && {RESULT}")
+    text = await answered.json_value()
+    await page.screenshot(path=artifacts / "graphiql-offline.png")
 
-        result = json.loads(text)
-        assert "errors" not in result, result
-        expected = (await alice.execute(QUERY))["jobs"]
-        assert result["data"]["jobs"] == expected
-        assert job["jobId"] in [n["jobId"] for n in result["data"]["jobs"]["nodes"]]
+    result = json.loads(text)
+    assert "errors" not in result, result
+    expected = (await alice.execute(QUERY))["jobs"]
+    assert result["data"]["jobs"] == expected
+    assert job["jobId"] in [n["jobId"] for n in result["data"]["jobs"]["nodes"]]
 
-        # Everything the page loaded came from 127.0.0.1 ...
-        assert any("/static/vendor/graphiql/" in url for url in network.urls.values())
-        assert network.off_loopback() == {}, network.off_loopback()
-        # ... and the internet is out of reach: the attempt fails inside the browser.
-        probe = "https://unpkg.com/graphiql/package.json"
+    # Everything the page loaded came from 127.0.0.1 ...
+    assert any("/static/vendor/graphiql/" in url for url in network.urls)
+    assert network.off_loopback() == {}, network.off_loopback()
+    # ... and the internet is out of reach: the attempt fails inside the browser.
+    probe = "https://unpkg.com/graphiql/package.json"
+    async with page.expect_event("requestfailed", lambda request: request.url == probe) as failed:
         outcome = await page.evaluate(f"fetch('{probe}').then(() => 'reached', () => 'failed')")
-        assert outcome == "failed"
-        async with asyncio.timeout(10):  # its loadingFailed event may trail the promise
-            while not network.off_loopback().get(probe):
-                await asyncio.sleep(0.05)
-        assert "PROXY" in network.off_loopback()[probe], network.off_loopback()
-        assert network.answering_addresses() == {"127.0.0.1"}, network.answering_addresses()
-    finally:
-        await page.close()
+    assert outcome == "failed"
+    assert "PROXY" in ((await failed.value).failure or ""), network.off_loopback()
+    assert await network.answering_addresses() == {"127.0.0.1"}
 
 
 async def test_the_terminal_page_is_a_shell_in_the_pod(
-    browser, network, running, alice, artifacts, tmp_path
+    context, network, running, alice, artifacts, tmp_path
 ):
     job = await start_shell_job(alice, str(tmp_path))
     page_url = (await terminal_url(running.server, running.alice_token, job)).replace("ws://", "http://")
-    page = await browser.new_page()
+    page = await context.new_page()
     try:
         await page.goto(page_url)
         # The shell's prompt shows the job's workdir (root's prompt ends in '#').
-        await page.wait_for(f"/workdir[#$]\\s*$/m.test({SCREEN})")
-        await page.type("echo $((6*7))")
-        await page.press_enter()
-        await page.wait_for(f"/^42$/m.test({SCREEN})")
-        await page.screenshot(artifacts / "terminal.png")
+        await page.wait_for_function(f"/workdir[#$]\\s*$/m.test({SCREEN})")
+        await page.keyboard.type("echo $((6*7))")
+        await page.keyboard.press("Enter")
+        await page.wait_for_function(f"/^42$/m.test({SCREEN})")
+        await page.screenshot(path=artifacts / "terminal.png")
         assert await page.evaluate("term.cols") > 80  # fitted to the 1280 px window
 
         # The link worked once: opened again, the page says so instead of a terminal.
         await page.goto(page_url)
-        status = await page.wait_for(
+        status = await page.wait_for_function(
             "(s => !s.hidden && s.textContent)(document.getElementById('status'))"
         )
-        assert "already used" in status
-        await page.screenshot(artifacts / "terminal-used-link.png")
-        assert any("/static/vendor/@xterm/" in url for url in network.urls.values())
+        assert "already used" in await status.json_value()
+        await page.screenshot(path=artifacts / "terminal-used-link.png")
+        assert any("/static/vendor/@xterm/" in url for url in network.urls)
         assert all(network.off_loopback().values()), network.off_loopback()  # none got out
-        assert network.answering_addresses() == {"127.0.0.1"}
+        assert await network.answering_addresses() == {"127.0.0.1"}
     finally:
-        await page.close()
         await alice.execute(STOP_JOB, {"id": job.job_id})
