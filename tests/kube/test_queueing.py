@@ -274,3 +274,29 @@ async def test_kueue_v0_19_logs_a_missing_priority_class_only(tmp_path):
         assert update.reason == ("Kueue has not created the job's Workload yet; is there a "
                                  "WorkloadPriorityClass 'urgent'?")
         await h.runtime.delete(job.job_id)
+
+
+async def test_a_kueue_stop_kept_through_an_outage_is_applied_later(tmp_path):
+    from app.domain.errors import RuntimeUnavailable
+
+    async with queued_harness(tmp_path, "kueue", kueue=True) as h:
+        fake = h.fake
+        job = h.job(LOOP)
+        await h.runtime.submit(job)
+        await fake.wait_for(lambda: fake.workload(job.job_id))
+        fake.admit(job.job_id)
+        await h.status(job.job_id, JobStatus.RUNNING)
+        await fake.go_offline()
+        try:
+            await h.runtime.stop(job.job_id)
+        except RuntimeUnavailable as error:
+            assert "the stop is kept" in error.message
+        else:
+            raise AssertionError("the stop claimed success through the outage")
+        assert fake.workload(job.job_id)["spec"]["active"] is True
+        # The cluster answers again: the runtime lists anew and applies the stop it kept.
+        await fake.go_online()
+        await h.status(job.job_id, JobStatus.STOPPED, timeout=20)
+        await settled(h)
+        assert live_pods(fake, job.job_id) == []
+        assert fake.workload(job.job_id)["spec"]["active"] is False
