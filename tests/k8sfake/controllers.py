@@ -367,6 +367,11 @@ class JobController:
                 else:
                     want = parallelism if completions is None else min(
                         parallelism, completions - succeeded)
+                    # podReplacementPolicy Failed (the default with a podFailurePolicy): a pod
+                    # is replaced once it has failed, not while it terminates (job_controller.go
+                    # onlyReplaceFailedPods; manageJob takes the terminating pods off).
+                    if spec.get("podReplacementPolicy") == "Failed" or spec.get("podFailurePolicy"):
+                        want -= len(terminating)
                     for _ in range(max(0, want - len(active))):
                         active.append(self.create_pod(job, None, events))
                 if ads is not None:
