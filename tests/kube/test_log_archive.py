@@ -219,3 +219,21 @@ async def test_log_follows_do_not_take_the_connections_of_other_calls(tmp_path):
         finally:
             consumer.cancel()
             await runtime.close()
+
+
+def test_a_reader_takes_the_archive_as_it_was_when_it_took_the_resume_point(tmp_path):
+    # The keeper may append between the reader's resume point and its read of the archive:
+    # what it appends then comes again from the cluster, so the read must stop where the
+    # resume point was taken, or those lines would be served twice.
+    from app.runtime.kubernetes.archive import LogArchive
+
+    archive = LogArchive(tmp_path)
+    writer = archive.open_writer("j-1", "j-1-0-abc")
+    assert writer is not None
+    writer.append([b"2026-12-01T03:00:00.000000001Z hello\n"])
+    resume, end = archive.resume_point("j-1", "j-1-0-abc")
+    writer.append([b"2026-12-01T03:00:01.000000001Z later\n", b"2026-12-01T03:00:02.0Z cut"])
+    assert list(archive.lines("j-1", "j-1-0-abc", tail_lines=None, end=end)) == ["hello"]
+    assert list(archive.lines("j-1", "j-1-0-abc", tail_lines=None)) == ["hello", "later"]
+    assert (resume.ts, resume.count) == (1796094000000000001, 1)  # "hello" was read
+    writer.close()

@@ -181,34 +181,39 @@ class LogArchive:
             raise
 
     @staticmethod
-    def _last_lines(handle: BinaryIO) -> list[bytes]:
-        size = handle.seek(0, os.SEEK_END)
+    def _last_lines(handle: BinaryIO, size: int | None = None) -> list[bytes]:
+        """The last lines of the first `size` bytes (default: all there is now)."""
+        if size is None:
+            size = handle.seek(0, os.SEEK_END)
         start = max(0, size - 4 * MAX_LINE)
         handle.seek(start)
-        data = handle.read()
+        data = handle.read(size - start)
         handle.seek(0, os.SEEK_END)
         lines = data.splitlines(keepends=True)
         return lines[1:] if start and lines else lines
 
-    def resume_point(self, job_id: str, pod_name: str) -> Resume:
-        """Where the archive stops now (for a reader going on with the live log)."""
+    def resume_point(self, job_id: str, pod_name: str) -> tuple[Resume, int]:
+        """Where the archive stops now (for a reader going on with the live log), and its
+        size then: read the archive up to that size (`lines(end=...)`), since the keeper
+        may append meanwhile, and what it appends comes again from the cluster."""
         try:
             with self.path(job_id, pod_name).open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
                 return resume_of([
-                    line for line in self._last_lines(handle) if line.endswith(b"\n")
-                ])
+                    line for line in self._last_lines(handle, size) if line.endswith(b"\n")
+                ]), size
         except FileNotFoundError:
-            return Resume()
+            return Resume(), 0
 
     def lines(
-        self, job_id: str, pod_name: str, *, tail_lines: int | None
+        self, job_id: str, pod_name: str, *, tail_lines: int | None, end: int | None = None
     ) -> Generator[str, None, None]:
-        """The archived lines, without timestamps; a last line still being written (by
-        another replica) is left out."""
+        """The archived lines (the first `end` bytes of them), without timestamps; a last
+        line still being written (by another replica) is left out."""
         with self.path(job_id, pod_name).open("rb") as handle:
             source = (
                 split_timestamp(raw)[1].decode(errors="replace")
-                for raw in handle if raw.endswith(b"\n")
+                for raw in _complete_lines(handle, end)
             )
             yield from (deque(source, maxlen=tail_lines) if tail_lines is not None else source)
 
@@ -218,3 +223,13 @@ class LogArchive:
             for item in folder.iterdir():
                 item.unlink(missing_ok=True)
             folder.rmdir()
+
+
+def _complete_lines(handle: BinaryIO, end: int | None) -> Iterator[bytes]:
+    read = 0
+    for raw in handle:
+        read += len(raw)
+        if end is not None and read > end:
+            return
+        if raw.endswith(b"\n"):
+            yield raw

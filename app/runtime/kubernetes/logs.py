@@ -105,8 +105,8 @@ class PodLogs:
         resume = Resume()
         history: deque[str] | None = deque(maxlen=tail_lines) if tail_lines is not None else None
         if archived:
-            resume = await asyncio.to_thread(self._archive.resume_point, job_id, pod_name)
-            async for line in self._archived_lines(job_id, pod_name, tail_lines):
+            resume, end = await asyncio.to_thread(self._archive.resume_point, job_id, pod_name)
+            async for line in self._archived_lines(job_id, pod_name, tail_lines, end=end):
                 if history is None:
                     yield line
                 else:
@@ -140,10 +140,10 @@ class PodLogs:
         return self._archive.has(job_id, pod_name), self._archive.is_complete(job_id, pod_name)
 
     async def _archived_lines(
-        self, job_id: str, pod_name: str, tail_lines: int | None
+        self, job_id: str, pod_name: str, tail_lines: int | None, *, end: int | None = None
     ) -> AsyncIterator[str]:
-        """The archive, read in a thread a batch at a time."""
-        source = self._archive.lines(job_id, pod_name, tail_lines=tail_lines)
+        """The archive (its first `end` bytes), read in a thread a batch at a time."""
+        source = self._archive.lines(job_id, pod_name, tail_lines=tail_lines, end=end)
         try:
             while batch := await asyncio.to_thread(
                 lambda: list(itertools.islice(source, ARCHIVE_BATCH_LINES))
