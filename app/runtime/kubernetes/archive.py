@@ -225,7 +225,7 @@ class LogArchive:
             folder.rmdir()
 
 
-def _complete_lines(handle: BinaryIO, end: int | None) -> Iterator[bytes]:
+def _complete_lines(handle: BinaryIO, end: int | None) -> Generator[bytes, None, None]:
     read = 0
     for raw in handle:
         read += len(raw)
