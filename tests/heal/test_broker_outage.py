@@ -107,3 +107,31 @@ async def test_notify_is_sent_only_when_the_change_commits(db):
                 assert (await changes.get()).status is JobStatus.SUCCEEDED
     finally:
         await broker.close()
+
+
+async def test_a_replica_that_falls_behind_drops_notifications_and_re_reads(db, monkeypatch):
+    """The inbox is bounded: a burst larger than it is dropped (memory stays bounded)
+    and what it announced is re-read, so the subscriber still ends on the last state."""
+    from structlog.testing import capture_logs
+
+    from app.core import pg_broker
+
+    monkeypatch.setattr(pg_broker, "INBOX_LIMIT", 5)
+    job = make_job("j-burst", status=JobStatus.RUNNING)
+    await add(db, job)
+    broker = PostgresBroker(db)
+    await broker.start()
+    try:
+        with capture_logs() as logs:
+            async with broker.subscribe(job_topic("j-burst")) as changes:
+                async with db.transaction() as session:  # 50 notifications at one commit
+                    for i in range(49):
+                        await broker.publish_job(replace(job, reason=f"step {i}"), within=session)
+                    done = replace(job, status=JobStatus.SUCCEEDED, exit_code=0)
+                    await JobRepository(session).save_state(done)
+                    await broker.publish_job(done, within=session)
+                final = await next_status(changes, "j-burst", JobStatus.SUCCEEDED)
+                assert final.exit_code == 0
+        assert any(entry["event"] == "broker.inbox_full" for entry in logs)
+    finally:
+        await broker.close()

@@ -59,7 +59,7 @@ async def test_the_terminal_shell_has_its_pty_as_controlling_terminal(tmp_path):
 
     from app.runtime.local.terminal import PtyTerminal
 
-    term = PtyTerminal.spawn(
+    term = await PtyTerminal.spawn(
         cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"},
         rows=24, cols=80,
     )

@@ -8,7 +8,7 @@ import signal
 
 from app.domain.jobs import JobEvent, JobStatus, PodPhase, utcnow
 from app.runtime.local.livejob import LiveJob
-from app.runtime.local.process import read_exit
+from app.runtime.local.process import ExitRecord
 from app.runtime.local.state import Outcome, ReplicaState
 
 DEADLINE_REASON = "DeadlineExceeded"
@@ -21,11 +21,12 @@ def describe_end(pod: str, r: ReplicaState) -> str:
     return f"{text}: {r.reason}" if r.reason and r.reason != "Error" else text
 
 
-def record_replica_end(job: LiveJob, r: ReplicaState, failure: str | None) -> None:
-    """Set the replica's phase, exit code and reason for the end of its attempt."""
-    attempt_dir = job.paths.attempt_dir(job.pod_name(r.index), r.attempt)
-    record = None if failure else read_exit(attempt_dir)
-    if record is not None:
+def record_replica_end(
+    job: LiveJob, r: ReplicaState, failure: str | None, record: ExitRecord | None
+) -> None:
+    """Set the replica's phase, exit code and reason for the end of its attempt, from
+    what its wrapper recorded (`record`, read from exit.json), if anything."""
+    if record is not None and failure is None:
         r.exit_code, r.finished_at = record.exit_code, record.finished_at
         r.reason = "Completed" if record.exit_code == 0 else (record.reason or "Error")
     elif job.state.killed:  # our SIGKILL took the wrapper down before it could record

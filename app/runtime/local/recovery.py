@@ -19,7 +19,7 @@ from app.runtime.local import records
 from app.runtime.local.layout import JOB_ID, JobPaths
 from app.runtime.local.livejob import LiveJob
 from app.runtime.local.outcomes import DEADLINE_REASON
-from app.runtime.local.process import ProcessId, adopt, read_pid
+from app.runtime.local.process import ProcessId, adopt, read_exit, read_pid
 from app.runtime.local.state import ReplicaState
 from app.runtime.local.supervisor import ACTIVE, Supervisor
 
@@ -50,7 +50,8 @@ def reattach(sup: Supervisor) -> None:
         ended_meanwhile += _recover(sup, job)
     for job, replica in ended_meanwhile:
         if replica.running:  # a sibling's failure may already have settled it
-            sup.replica_ended(job, replica)
+            attempt_dir = job.paths.attempt_dir(job.pod_name(replica.index), replica.attempt)
+            sup.replica_ended(job, replica, record=read_exit(attempt_dir))
     for job in list(sup.jobs.values()):
         _resume(sup, job)
 

@@ -165,10 +165,13 @@ class LocalRuntime:
         if not replica.running:
             raise Conflict(f"pod {pod_name} is not running")
         shells = job.terminals[replica.index]
-        term = PtyTerminal.spawn(
+        term = await PtyTerminal.spawn(
             cwd=job.paths.workdir, env=job.env(replica.index), rows=rows, cols=cols,
             on_close=shells.discard,
         )
+        if not replica.running or self._supervisor.closed:  # it ended while the shell started
+            await term.close()
+            raise Conflict(f"pod {pod_name} is not running")
         shells.add(term)
         return term
 

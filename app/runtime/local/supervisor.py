@@ -35,7 +35,14 @@ from app.runtime.local.outcomes import (
     settle,
 )
 from app.runtime.local.ports import PortReservations
-from app.runtime.local.process import ProcessId, signal_group, spawn_wrapper, watch_child
+from app.runtime.local.process import (
+    ExitRecord,
+    ProcessId,
+    read_exit,
+    signal_group,
+    spawn_wrapper,
+    watch_child,
+)
 from app.runtime.local.procfs import kill_tagged
 from app.runtime.local.serial_io import SerialIO, log_failure
 from app.runtime.local.slots import SlotQueue
@@ -234,17 +241,39 @@ class Supervisor:
         self, job: LiveJob, index: int, attempt: int, failure: str | None = None
     ) -> None:
         """The process of the replica's `attempt` has ended (or could not start)."""
-        if self.closed or self.jobs.get(job.job_id) is not job:
-            return  # deleted (its process was only to be reaped) or no longer supervised
-        r = job.state.replicas[index]
-        if r.attempt != attempt or not r.running:
+        if not self._still_running(job, index, attempt):
             return
         job.watches.pop(index, None)
-        self.replica_ended(job, r, failure=failure)
+        if failure is not None:
+            self.replica_ended(job, job.state.replicas[index], failure=failure)
+            return
+        # What the wrapper recorded is read off the loop; the end is settled after.
+        attempt_dir = job.paths.attempt_dir(job.pod_name(index), attempt)
+        read = self.io.submit(read_exit, attempt_dir)
+        read.add_done_callback(partial(self._exit_read, job, index, attempt))
 
-    def replica_ended(self, job: LiveJob, r: ReplicaState, *, failure: str | None = None) -> None:
+    def _exit_read(
+        self, job: LiveJob, index: int, attempt: int, read: asyncio.Future[ExitRecord | None]
+    ) -> None:
+        if not self._still_running(job, index, attempt):
+            return
+        record = None if read.cancelled() or read.exception() else read.result()
+        self.replica_ended(job, job.state.replicas[index], record=record)
+
+    def _still_running(self, job: LiveJob, index: int, attempt: int) -> bool:
+        """The replica's `attempt` is the one supervised (not deleted, closed, replaced
+        or already ended)."""
+        if self.closed or self.jobs.get(job.job_id) is not job:
+            return False  # deleted (its process was only to be reaped) or no longer supervised
+        r = job.state.replicas[index]
+        return r.attempt == attempt and r.running
+
+    def replica_ended(
+        self, job: LiveJob, r: ReplicaState, *, failure: str | None = None,
+        record: ExitRecord | None = None,
+    ) -> None:
         st = job.state
-        record_replica_end(job, r, failure)
+        record_replica_end(job, r, failure, record)
         events: list[JobEvent] = []
         if r.phase == PodPhase.FAILED and not st.terminating:
             what = describe_end(job.pod_name(r.index), r)

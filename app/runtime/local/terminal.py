@@ -62,25 +62,12 @@ class PtyTerminal:
         self._exit = watch_child(proc, lambda: None)
 
     @classmethod
-    def spawn(
+    async def spawn(
         cls, *, cwd: Path, env: Mapping[str, str], rows: int, cols: int,
         on_close: Callable[[PtyTerminal], None] | None = None,
     ) -> PtyTerminal:
-        master, slave = os.openpty()
-        try:
-            _set_winsize(master, rows, cols)
-            full_env = {"TERM": "xterm-256color", **env}
-            proc = subprocess.Popen(
-                _shell_argv(pick_shell(full_env)), cwd=cwd, env=full_env,
-                stdin=slave, stdout=slave, stderr=slave,
-                start_new_session=True, close_fds=True,
-            )
-        except BaseException:
-            os.close(master)
-            raise
-        finally:
-            os.close(slave)  # the shell holds it now; EOF/EIO reaches us when it ends
-        os.set_blocking(master, False)
+        """Start a shell on a new PTY (the fork and exec off the event loop)."""
+        proc, master = await asyncio.to_thread(_start_shell, cwd, env, rows, cols)
         return cls(proc, master, on_close)
 
     @property
@@ -148,6 +135,28 @@ class PtyTerminal:
         self.close_now()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._exit.wait(), 5.0)
+
+
+def _start_shell(
+    cwd: Path, env: Mapping[str, str], rows: int, cols: int
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The shell's process and the PTY's master side (blocking)."""
+    master, slave = os.openpty()
+    try:
+        _set_winsize(master, rows, cols)
+        full_env = {"TERM": "xterm-256color", **env}
+        proc = subprocess.Popen(
+            _shell_argv(pick_shell(full_env)), cwd=cwd, env=full_env,
+            stdin=slave, stdout=slave, stderr=slave,
+            start_new_session=True, close_fds=True,
+        )
+    except BaseException:
+        os.close(master)
+        raise
+    finally:
+        os.close(slave)  # the shell holds it now; EOF/EIO reaches us when it ends
+    os.set_blocking(master, False)
+    return proc, master
 
 
 def _wake(fut: asyncio.Future[None]) -> None:
