@@ -252,7 +252,10 @@ async def test_a_kueue_pool_on_a_cluster_without_kueue_says_so_on_stop(tmp_path)
     async with queued_harness(tmp_path, "kueue") as h:  # the fake runs no Kueue
         job = h.job(LOOP)
         await h.runtime.submit(job)
-        await h.status(job.job_id, JobStatus.QUEUED)
+        await until(h, lambda: last_update(h, job.job_id).pending_reason is not None
+                    and last_update(h, job.job_id).pending_reason.code == "QUEUEING_NOT_INSTALLED")
+        assert last_update(h, job.job_id).reason == (
+            "the cluster serves no workloads.kueue.x-k8s.io/v1beta2: is Kueue v0.19 installed?")
         try:
             await h.runtime.stop(job.job_id)
         except Conflict as error:
@@ -300,3 +303,15 @@ async def test_a_kueue_stop_kept_through_an_outage_is_applied_later(tmp_path):
         await settled(h)
         assert live_pods(fake, job.job_id) == []
         assert fake.workload(job.job_id)["spec"]["active"] is False
+
+
+async def test_a_volcano_pool_on_a_cluster_without_volcano_says_so(tmp_path):
+    async with queued_harness(tmp_path, "volcano") as h:  # no Volcano: its pods stay Pending
+        job = h.job(LOOP, replicas=2)
+        await h.runtime.submit(job)
+        await until(h, lambda: last_update(h, job.job_id).pending_reason is not None)
+        update = last_update(h, job.job_id)
+        assert update.status is JobStatus.QUEUED
+        assert update.reason == ("the cluster serves no podgroups.scheduling.volcano.sh/v1beta1: "
+                                 "is Volcano v1.16 installed?")
+        await h.runtime.delete(job.job_id)

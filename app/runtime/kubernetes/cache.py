@@ -272,6 +272,13 @@ class ClusterCache:
 
     # -- queueing objects (Kueue Workloads, Volcano PodGroups) ---------------------------
 
+    def queue_served(self, missing: str | None) -> None:
+        """Whether the cluster serves the queueing system's API (None) or not (why)."""
+        if self.queue.missing != missing:
+            self.queue.missing = missing
+            for job_id in list(self.jobs):
+                self._report(job_id)
+
     def on_queue_objects(self, kind: str, obj: dict) -> None:
         for job_id in self.queue.apply(kind, obj):
             self._report(job_id)

@@ -70,6 +70,7 @@ class KueueView:
 
     def __init__(self) -> None:
         self.workloads = OwnedObjects()
+        self.missing: str | None = None
         # Jobs for which Kueue reported a missing WorkloadPriorityClass (its event's message).
         self._missing_class: dict[str, str] = {}
 
@@ -94,6 +95,8 @@ class KueueView:
     def waiting(self, job_id: str, job: dict) -> PendingReason | None:
         if not (job.get("spec") or {}).get("suspend"):
             return None
+        if self.missing is not None:
+            return PendingReason("QUEUEING_NOT_INSTALLED", self.missing)
         workload = self.workload_of(job_id, job)
         if workload is None:
             if job_id in self._missing_class:

@@ -17,6 +17,8 @@ class QueueView(Protocol):
     # The API resource watched (None: nothing to watch) and the event involvedObject kind.
     resource: str | None
     event_kind: str | None
+    # Set when the cluster does not serve `resource` (the system is not installed): why.
+    missing: str | None
 
     def apply(self, kind: str, obj: dict) -> set[str]:
         """Take ("LIST", {"items": [...]}) or a watch event; the job ids it concerns."""
@@ -37,6 +39,7 @@ class QueueView(Protocol):
 class NoQueue:
     resource: str | None = None
     event_kind: str | None = None
+    missing: str | None = None
 
     def apply(self, kind: str, obj: dict) -> set[str]:
         return set()

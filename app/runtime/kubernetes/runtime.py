@@ -67,6 +67,7 @@ log = structlog.get_logger(__name__)
 QUEUE_APIS = {"kueue": (KUEUE_GROUP, KUEUE_VERSION), "volcano": (VOLCANO_GROUP, VOLCANO_VERSION)}
 # Kueue copies no Job label to its Workloads; every Job's Workload has the job-uid label.
 QUEUE_SELECTORS = {"kueue": KUEUE_JOB_UID_LABEL}
+QUEUE_SYSTEMS = {"kueue": "Kueue v0.19", "volcano": "Volcano v1.16"}
 
 
 def queue_view(queueing: str) -> QueueView:
@@ -174,13 +175,26 @@ class KubernetesRuntime:
             label_selector=label_selector, pool_id=self.pool.id,
         )
 
-    def _list_queue_objects(self, namespace: str, **kwargs: Any) -> Awaitable[Any]:
-        # A plain function without a docstring: Watch.stream then leaves the objects as
-        # dicts (a CRD has no model class in the client).
+    async def _list_queue_objects(self, namespace: str, **kwargs: Any) -> Any:
+        # No docstring: Watch.stream then leaves the objects as dicts (a CRD has no model
+        # class in the client). A 404 for the resource itself: the queueing system is not
+        # installed, which the waiting jobs then say.
         group, version = QUEUE_APIS[self.options.queueing]
         plural = self._queue.resource
         assert plural is not None  # only watched when the pool has a queueing system
-        return self.custom.list_namespaced_custom_object(group, version, namespace, plural, **kwargs)
+        try:
+            answer = await self.custom.list_namespaced_custom_object(
+                group, version, namespace, plural, **kwargs
+            )
+        except ApiException as error:
+            if error.status == 404:
+                self._cache.queue_served(
+                    f"the cluster serves no {plural}.{group}/{version}: is "
+                    f"{QUEUE_SYSTEMS[self.options.queueing]} installed?"
+                )
+            raise
+        self._cache.queue_served(None)
+        return answer
 
     async def _watch_events(self) -> None:
         # Events are matched to jobs through the job cache, so they wait for its first list.

@@ -26,6 +26,7 @@ class VolcanoView:
 
     def __init__(self) -> None:
         self.podgroups = OwnedObjects()
+        self.missing: str | None = None
 
     def apply(self, kind: str, obj: dict) -> set[str]:
         return self.podgroups.apply(kind, obj)
@@ -37,6 +38,9 @@ class VolcanoView:
         return False
 
     def waiting(self, job_id: str, job: dict) -> PendingReason | None:
+        if self.missing is not None:
+            # No Volcano: nothing schedules pods that name it.
+            return PendingReason("QUEUEING_NOT_INSTALLED", self.missing)
         podgroup = self.podgroups.of_job(job_id, job)
         if podgroup is None or (podgroup.get("status") or {}).get("phase") not in WAITING_PHASES:
             return None
