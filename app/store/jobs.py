@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import String, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -17,8 +18,8 @@ from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.store.tables import JobEventRow, JobRow, JobShareRow, PodRow
 
 
-def _job(row: JobRow | Row[Any]) -> Job:
-    """From a JobRow or a Core row of the jobs table (same attribute names)."""
+def _job(row: Row[Any]) -> Job:
+    """From a row of the jobs table with its `_SHARES` (as `shared_groups`)."""
     return Job(
         job_id=row.id,
         owner=row.owner,
@@ -30,7 +31,7 @@ def _job(row: JobRow | Row[Any]) -> Job:
         started_at=row.started_at,
         finished_at=row.finished_at,
         idempotency_key=row.idempotency_key,
-        shared_with=tuple(row.shared_groups or ()),
+        shared_with=_groups(row.shared_groups),
     )
 
 
@@ -66,6 +67,26 @@ def readable_by(visible_to: Audience | None) -> list:
 # SQLModel sets __table__ on each table class; its annotations do not declare it.
 _JOBS = JobRow.__table__  # type: ignore[attr-defined]
 _PODS = PodRow.__table__  # type: ignore[attr-defined]
+# The groups a job is shared with, read in the job's own statement: "position:group"
+# lines (group names hold no control characters), put in order by `_groups`.
+_SHARES = (
+    select(
+        func.aggregate_strings(
+            sql_cast(col(JobShareRow.position), String) + ":" + col(JobShareRow.group_name), "\n"
+        )
+    )
+    .where(col(JobShareRow.job_id) == col(JobRow.id))
+    .correlate(_JOBS)
+    .scalar_subquery()
+    .label("shared_groups")
+)
+
+
+def _groups(aggregated: str | None) -> tuple[str, ...]:
+    if not aggregated:
+        return ()
+    entries = [line.split(":", 1) for line in aggregated.split("\n")]
+    return tuple(group for _, group in sorted(entries, key=lambda entry: int(entry[0])))
 # The pod columns of a job-with-pods row, named apart from the job's own.
 _POD_COLUMNS = [column.label(f"pod_{column.name}") for column in _PODS.c]
 
@@ -112,7 +133,6 @@ class JobRepository:
                 idempotency_key=job.idempotency_key,
                 created_at=job.created_at,
                 updated_at=now,
-                shared_groups=list(job.shared_with),
             )
         )
         await self.session.flush()
@@ -122,21 +142,20 @@ class JobRepository:
         row = await self.session.get(JobRow, job_id)
         if row is None:
             return
-        row.shared_groups = list(groups)
         row.updated_at = utcnow()
         await self.session.execute(delete(JobShareRow).where(col(JobShareRow.job_id) == job_id))
         await self._write_shares(job_id, groups)
 
     async def _write_shares(self, job_id: str, groups: tuple[str, ...]) -> None:
-        for group in dict.fromkeys(groups):
-            self.session.add(JobShareRow(job_id=job_id, group_name=group))
+        for position, group in enumerate(dict.fromkeys(groups)):
+            self.session.add(JobShareRow(job_id=job_id, group_name=group, position=position))
         await self.session.flush()
 
     async def get(self, job_id: str, *, for_update: bool = False) -> Job | None:
-        statement = select(JobRow).where(col(JobRow.id) == job_id)
+        statement = select(_JOBS, _SHARES).where(col(JobRow.id) == job_id)
         if for_update:
-            statement = statement.with_for_update()
-        row = (await self.session.execute(statement)).scalar_one_or_none()
+            statement = statement.with_for_update(of=_JOBS)
+        row = (await self.session.execute(statement)).first()
         return _job(row) if row else None
 
     async def get_readable(
@@ -145,11 +164,13 @@ class JobRepository:
         """The job if `visible_to` may read it, and (with `with_pods`) its pods, in one
         query (SQLAlchemy Core rows: no ORM objects are built for a read)."""
         if not with_pods:
-            statement = select(_JOBS).where(col(JobRow.id) == job_id, *readable_by(visible_to))
+            statement = select(_JOBS, _SHARES).where(
+                col(JobRow.id) == job_id, *readable_by(visible_to)
+            )
             row = (await self.session.execute(statement)).first()
             return (_job(row), []) if row else None
         statement = (
-            select(_JOBS, *_POD_COLUMNS)
+            select(_JOBS, _SHARES, *_POD_COLUMNS)
             .select_from(_JOBS.outerjoin(_PODS, col(PodRow.job_id) == col(JobRow.id)))
             .where(col(JobRow.id) == job_id, *readable_by(visible_to))
             .order_by(col(PodRow.replica_index), col(PodRow.name))
@@ -160,8 +181,10 @@ class JobRepository:
         return _job(rows[0]), [_pod_of_row(r) for r in rows if r.pod_name is not None]
 
     async def get_by_idempotency_key(self, *, owner: str, key: str) -> Job | None:
-        statement = select(JobRow).where(col(JobRow.owner) == owner, col(JobRow.idempotency_key) == key)
-        row = (await self.session.execute(statement)).scalar_one_or_none()
+        statement = select(_JOBS, _SHARES).where(
+            col(JobRow.owner) == owner, col(JobRow.idempotency_key) == key
+        )
+        row = (await self.session.execute(statement)).first()
         return _job(row) if row else None
 
     async def save_state(self, job: Job) -> None:
@@ -231,7 +254,7 @@ class JobRepository:
                 )
             )
         statement = (
-            select(_JOBS)
+            select(_JOBS, _SHARES)
             .where(*conditions)
             .order_by(col(JobRow.created_at).desc(), col(JobRow.id).desc())
             .offset(page.offset)
@@ -260,19 +283,19 @@ class JobRepository:
     async def changed_since(self, since: datetime, *, limit: int = 1000) -> builtins.list[Job]:
         """Jobs written at or after `since`, oldest change first (at most `limit`)."""
         statement = (
-            select(JobRow).where(col(JobRow.updated_at) >= since)
+            select(_JOBS, _SHARES).where(col(JobRow.updated_at) >= since)
             .order_by(col(JobRow.updated_at), col(JobRow.id)).limit(limit)
         )
-        return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
+        return [_job(r) for r in (await self.session.execute(statement)).all()]
 
     async def list_active(self, *, pool_id: str) -> builtins.list[Job]:
         final = [s.value for s in JobStatus if s.is_final]
         statement = (
-            select(JobRow)
+            select(_JOBS, _SHARES)
             .where(col(JobRow.pool_id) == pool_id, col(JobRow.status).not_in(final))
             .order_by(col(JobRow.created_at), col(JobRow.id))
         )
-        return [_job(r) for r in (await self.session.execute(statement)).scalars().all()]
+        return [_job(r) for r in (await self.session.execute(statement)).all()]
 
 
 class PodRepository:

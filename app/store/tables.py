@@ -41,13 +41,11 @@ class JobRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _utc()
     finished_at: datetime | None = _utc()
-    shared_groups: list[str] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False, server_default="[]")
-    )
 
 
 class JobShareRow(SQLModel, table=True):
-    """One row per group a job is shared with (read-only), for finding them by group."""
+    """One row per group a job is shared with (read-only): the only record of its groups,
+    found by group through the index; `position` keeps the order they were given in."""
 
     __tablename__ = "job_shares"
     __table_args__ = (Index("ix_job_shares_group", "group_name", "job_id"),)
@@ -56,6 +54,7 @@ class JobShareRow(SQLModel, table=True):
         sa_column=Column(String(32), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     )
     group_name: str = Field(sa_type=String(255), primary_key=True)
+    position: int = 0
 
 
 class PodRow(SQLModel, table=True):
