@@ -44,6 +44,11 @@ POOLS = """pools:
 """
 
 
+def tree_rss_mib(pid: int) -> float:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return sum(rss_mib(int(child))[0] for child in [pid, *children])
+
+
 async def wrk(url: str, script: str, duration: int, connections: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
@@ -98,8 +103,7 @@ async def main(args: argparse.Namespace) -> None:
                                      args.duration, args.connections)
                     result = await wrk(f"{server.url}/api/jobs/{job_id}", lua_script("GET", None, token),
                                        args.duration, args.connections)
-                    children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-                    rss = sum(rss_mib(int(pid))[0] for pid in [process.pid, *children])
+                    rss = tree_rss_mib(process.pid)
                     print(f"workers={workers}: {result['rps']:.0f} req/s, p50 {result['p50']:.1f} ms, "
                           f"p99 {result['p99']:.1f} ms, errors {result['errors']} "
                           f"{result['socket_errors']}; bare {base['rps']:.0f} req/s; ratio "
