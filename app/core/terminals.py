@@ -7,7 +7,9 @@ refused attempt is written to the audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -42,6 +44,29 @@ class TerminalSession:
     opened_at: float = field(default_factory=time.monotonic)
 
 
+class IdleLimit:
+    """Ends a session `seconds` after its last keystroke (`touch`). Time is read from an
+    injected clock and waited for with an injected sleep, so tests drive it."""
+
+    def __init__(
+        self, seconds: float, *, clock: Callable[[], float],
+        sleep: Callable[[float], Awaitable[None]],
+    ) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._sleep = sleep
+        self._last = clock()
+
+    def touch(self) -> None:
+        self._last = self._clock()
+
+    async def expired(self) -> str:
+        """Returns (why the session ends) once `seconds` passed without a keystroke."""
+        while (remaining := self._last + self.seconds - self._clock()) > 0:
+            await self._sleep(remaining)
+        return f"closed after {self.seconds:g} s without input"
+
+
 class TerminalService:
     def __init__(
         self,
@@ -52,13 +77,21 @@ class TerminalService:
         tickets: TerminalTickets,
         idle_seconds: float,
         limiter: RateLimiter | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._clock = clock
+        self._sleep = sleep
         self._limiter = limiter
         self._db = db
         self._jobs = jobs
         self._runtimes = runtimes
         self._tickets = tickets
         self.idle_seconds = idle_seconds
+
+    def idle_limit(self) -> IdleLimit:
+        """A new session's idle limit, starting now."""
+        return IdleLimit(self.idle_seconds, clock=self._clock, sleep=self._sleep)
 
     async def check(self, credential: str) -> TerminalBinding:
         """Raises `Unauthenticated` for a credential `open` would refuse as such; spends

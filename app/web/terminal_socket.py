@@ -24,7 +24,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect, status
 from fastapi.responses import HTMLResponse
 from starlette.websockets import WebSocketState
 
-from app.core.terminals import TerminalService, TerminalSession
+from app.core.terminals import IdleLimit, TerminalService, TerminalSession
 from app.domain.errors import DomainError
 from app.runtime.base import Terminal
 from app.web.auth import ServicesDep
@@ -102,7 +102,7 @@ async def terminal_socket(websocket: WebSocket, credential: str, services: Servi
     reason = "the server closed the session"
     try:
         await websocket.accept()
-        reason = await _bridge(websocket, session, terminals.idle_seconds)
+        reason = await _bridge(websocket, session, terminals.idle_limit())
     finally:
         await terminals.close(session, reason)
     if websocket.client_state is WebSocketState.CONNECTED:
@@ -113,11 +113,13 @@ async def terminal_socket(websocket: WebSocket, credential: str, services: Servi
             pass  # the client went away meanwhile
 
 
-async def _bridge(websocket: WebSocket, session: TerminalSession, idle_seconds: float) -> str:
-    """Move bytes both ways until one side ends; answers why the session ended."""
+async def _bridge(websocket: WebSocket, session: TerminalSession, idle: IdleLimit) -> str:
+    """Move bytes both ways until one side ends or the session sat idle too long; answers
+    why the session ended."""
     tasks = [
         asyncio.create_task(_output(websocket, session.terminal)),
-        asyncio.create_task(_input(websocket, session.terminal, idle_seconds)),
+        asyncio.create_task(_input(websocket, session.terminal, idle)),
+        asyncio.create_task(idle.expired()),
     ]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -141,30 +143,22 @@ async def _output(websocket: WebSocket, terminal: Terminal) -> str:
     return "the shell ended"
 
 
-async def _input(websocket: WebSocket, terminal: Terminal, idle_seconds: float) -> str:
-    loop = asyncio.get_running_loop()
+async def _input(websocket: WebSocket, terminal: Terminal, idle: IdleLimit) -> str:
     # Only keystrokes count as activity: the console's keep-alive arrives every 30 s
     # from any open tab, and would otherwise keep an abandoned shell open for ever.
-    deadline = asyncio.timeout(idle_seconds)
-    try:
-        async with deadline:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    return "closed by the client"
-                data = message.get("bytes")
-                if data is None:
-                    data = (message.get("text") or "").encode()
-                frame = parse_frame(data)
-                if isinstance(frame, Resize):
-                    await terminal.resize(rows=frame.rows, cols=frame.cols)
-                elif frame:
-                    deadline.reschedule(loop.time() + idle_seconds)
-                    await terminal.write(frame)
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        return f"closed after {idle_seconds:g} s without input"
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return "closed by the client"
+        data = message.get("bytes")
+        if data is None:
+            data = (message.get("text") or "").encode()
+        frame = parse_frame(data)
+        if isinstance(frame, Resize):
+            await terminal.resize(rows=frame.rows, cols=frame.cols)
+        elif frame:
+            idle.touch()
+            await terminal.write(frame)
 
 
 @cache
