@@ -20,6 +20,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types import ExecutionResult
 
+from app.domain.errors import RuntimeUnavailable
 from app.domain.limits import clip
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
@@ -32,6 +33,10 @@ from app.web.public_url import public_base_url
 
 # graphql-transport-ws's close code for a connection_init that is not authorised.
 UNAUTHORIZED_CLOSE = 4401
+# RFC 6455 1013 "Try Again Later": the database (or a runtime) is away while the socket
+# is authorised; a close reason is at most 123 bytes.
+TRY_AGAIN_LATER_CLOSE = 1013
+UNAVAILABLE_REASON = "the database is unavailable; try again shortly"
 
 
 def build_context(
@@ -77,7 +82,8 @@ def _token_from(params: dict[str, Any]) -> str | None:
 
 async def authorise_socket(context: GraphQLContext, params: Any) -> str | None:
     """Checked once, at connection_init; the socket's operations run as this principal.
-    Returns why the socket is refused, or None."""
+    Returns why the socket is refused, or None; raises RuntimeUnavailable when the
+    credential cannot be checked now."""
     if context.principal is not None:
         return None
     request = context.request
@@ -87,12 +93,19 @@ async def authorise_socket(context: GraphQLContext, params: Any) -> str | None:
     context.principal = caller.principal
     if caller.principal is not None:
         return None
+    if isinstance(caller.refusal, RuntimeUnavailable):
+        raise caller.refusal  # not a refusal: the credential could not be checked
     return caller.refusal.message if caller.refusal else UNAUTHENTICATED_MESSAGE
 
 
 class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
     async def handle_connection_init(self, message) -> None:
-        if await authorise_socket(self.context, message.get("payload")):
+        try:
+            refusal = await authorise_socket(self.context, message.get("payload"))
+        except RuntimeUnavailable:
+            await self.websocket.close(code=TRY_AGAIN_LATER_CLOSE, reason=UNAVAILABLE_REASON)
+            return
+        if refusal:
             await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")
             return
         await super().handle_connection_init(message)
@@ -100,7 +113,12 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[GraphQLContext, None]):
 
 class LegacyWSHandler(BaseGraphQLWSHandler[GraphQLContext, None]):
     async def handle_connection_init(self, message) -> None:
-        refusal = await authorise_socket(self.context, message.get("payload"))
+        try:
+            refusal = await authorise_socket(self.context, message.get("payload"))
+        except RuntimeUnavailable as error:
+            await self.send_message({"type": "connection_error", "payload": {"message": error.message}})
+            await self.websocket.close(code=TRY_AGAIN_LATER_CLOSE, reason=UNAVAILABLE_REASON)
+            return
         if refusal:
             await self.send_message({"type": "connection_error", "payload": {"message": refusal}})
             await self.websocket.close(code=UNAUTHORIZED_CLOSE, reason="Unauthorized")

@@ -9,16 +9,18 @@ the test controls; the machine's PostgreSQL is never restarted):
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
+import websockets
 
 from tests.conftest import PG_BASE_URL
 from tests.support.jobs import PY, WATCH_JOB, create_job, get_job, wait_for_status
 from tests.support.server import GraphQLClient, Server, create_database, drop_database, server_env
-from tests.support.subscriptions import gql_session, gql_subscribe
+from tests.support.subscriptions import gql_session, gql_subscribe, ws_url
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.skipif(not PG_BASE_URL, reason="the outage is of PostgreSQL")
@@ -63,6 +65,7 @@ async def statuses_until(stream, job_id: str, final: str) -> list[str]:
 async def test_the_server_heals_after_its_database_comes_back(cut_server, tmp_path):
     server, proxy = cut_server
     token = server.token("alice")
+    unused = server.token("bob")  # never used before the outage: not in any cache
     server.start()
     alice = GraphQLClient(server.url, token)
     gate = tmp_path / "gate"
@@ -79,6 +82,7 @@ async def test_the_server_heals_after_its_database_comes_back(cut_server, tmp_pa
 
             proxy.cut()
             await _answers_unavailable(server.url, token, job_id)
+            await _socket_says_try_again_later(server.url, unused)
             gate.touch()  # the job ends while the database is away
             server.wait_for_output("sync.apply_retry", timeout=WAIT)
             proxy.restore()
@@ -119,3 +123,15 @@ async def _answers_unavailable(url: str, token: str, job_id: str) -> None:
         error = graphql.json()["errors"][0]
         assert error["extensions"]["code"] == "RUNTIME_UNAVAILABLE"
         assert "database" in error["message"]
+
+
+async def _socket_says_try_again_later(url: str, token: str) -> None:
+    """A subscription socket that cannot be authorised for want of the database is
+    closed with 1013 (try again later), not left hanging or closed as an error."""
+    async with websockets.connect(ws_url(url), subprotocols=["graphql-transport-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"token": token}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            async with asyncio.timeout(60):
+                await ws.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    assert "database" in closed.value.rcvd.reason
