@@ -8,12 +8,15 @@ import asyncio
 import os
 import subprocess
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from app.domain.errors import Conflict
 from app.domain.jobs import JobStatus, Pod
+from app.domain.pools import ResourcePool
 from app.runtime.base import JobUpdate
+from app.runtime.kubernetes import KubernetesRuntime
 from tests.k8sfake import Delays
 from tests.kube.conftest import shell_job
 from tests.kube.test_runtime import Harness, harness
@@ -219,3 +222,31 @@ async def test_a_job_deleted_while_it_retries_is_not_run_again(tmp_path):
         creates = [r for r in h.fake.calls("POST", "/apis/batch/v1/namespaces/default/jobs")
                    if r.body["metadata"]["name"] == job.job_id]
         assert len(creates) == 1
+
+
+async def test_a_retry_goes_on_across_a_restart_of_jobgraph(tmp_path):
+    async for h in harness(tmp_path, delays=Delays(max_grace=60)):
+        job = h.job('if [ -e "$HOME/failed-once" ]; then exit 0; fi; '
+                    'if [ "$RANK" = 1 ]; then touch "$HOME/failed-once"; exit 3; fi; '
+                    'trap "" TERM; while :; do sleep 0.05; done', replicas=2, max_retries=1)
+        await h.runtime.submit(job)
+        await _update(h, job.job_id, lambda u: "retrying" in (u.reason or ""))
+        # jobgraph stops while the failed attempt's Job waits for its last pod to go.
+        await h.runtime.close()
+        pool = ResourcePool(id="p", runtime="kubernetes",
+                            options={"kubeconfig": str(tmp_path / "kubeconfig")})
+        h.runtime = KubernetesRuntime(pool, archive_dir=tmp_path / "archive")
+        await h.runtime.start([replace(job, status=JobStatus.PENDING)])
+        consumer = asyncio.create_task(h.consume())
+        try:
+            for pod in h.fake.pods_of(job.job_id):
+                h.fake.terminate_container(pod["metadata"]["name"], sig=9)
+            done = await h.status(job.job_id, JobStatus.SUCCEEDED, JobStatus.FAILED, timeout=30)
+            assert done.status is JobStatus.SUCCEEDED, done
+            creates = [r.body["metadata"]["annotations"]["jobgraph.io/attempt"]
+                       for r in h.fake.calls("POST", "/apis/batch/v1/namespaces/default/jobs")
+                       if r.body["metadata"]["name"] == job.job_id]
+            assert creates == ["1", "2"]
+        finally:
+            consumer.cancel()
+            await h.runtime.close()
