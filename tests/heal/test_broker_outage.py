@@ -135,3 +135,42 @@ async def test_a_replica_that_falls_behind_drops_notifications_and_re_reads(db, 
         assert any(entry["event"] == "broker.inbox_full" for entry in logs)
     finally:
         await broker.close()
+
+
+async def test_a_runtime_update_that_comes_while_the_database_is_away_is_applied_later(db, proxy):
+    """The sync task retries an update the database could not take (it used to log
+    `sync.apply_failed` and drop it, leaving the job RUNNING for good)."""
+    from types import SimpleNamespace
+
+    from app.core.broker import Broker
+    from app.core.sync import RuntimeSync
+    from app.runtime.base import JobUpdate
+
+    await add(db, make_job("j-retry", status=JobStatus.RUNNING))
+    updates: asyncio.Queue[JobUpdate] = asyncio.Queue()
+
+    class OneRuntime:  # stands for a runtime: what it reports comes from this queue
+        pool = SimpleNamespace(id="local")
+
+        async def watch(self):
+            while True:
+                yield await updates.get()
+
+    cut_db = Database(through(proxy, db.url))
+    broker = Broker()
+    sync = RuntimeSync(db=cut_db, broker=broker)
+    try:
+        async with broker.subscribe(job_topic("j-retry")) as changes:
+            sync.start(OneRuntime())
+            proxy.cut()
+            updates.put_nowait(JobUpdate(job_id="j-retry", status=JobStatus.SUCCEEDED, exit_code=0))
+            # The sync task tried to apply it while the database was away.
+            assert await asyncio.to_thread(proxy.refused.wait, WAIT)
+            proxy.restore()
+            async with asyncio.timeout(WAIT):
+                assert (await changes.get()).status is JobStatus.SUCCEEDED
+        async with db.reader() as session:
+            assert (await JobRepository(session).get("j-retry")).status is JobStatus.SUCCEEDED
+    finally:
+        await sync.close()
+        await cut_db.dispose()

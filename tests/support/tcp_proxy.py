@@ -19,6 +19,8 @@ class TcpProxy:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._open = True
+        # Set when a connection was refused since the last cut: someone tried meanwhile.
+        self.refused = threading.Event()
         self._writers: set[asyncio.StreamWriter] = set()
         self._server: asyncio.Server | None = None
         self.port = 0
@@ -53,6 +55,7 @@ class TcpProxy:
 
     async def _cut(self) -> None:
         self._open = False
+        self.refused.clear()
         for writer in list(self._writers):
             writer.transport.abort()  # a reset, as when the database's host goes away
         self._writers.clear()
@@ -65,6 +68,7 @@ class TcpProxy:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if not self._open:
             writer.transport.abort()  # refused while the database is away
+            self.refused.set()
             return
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.target)
