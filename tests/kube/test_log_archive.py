@@ -237,3 +237,53 @@ def test_a_reader_takes_the_archive_as_it_was_when_it_took_the_resume_point(tmp_
     assert list(archive.lines("j-1", "j-1-0-abc", tail_lines=None)) == ["hello", "later"]
     assert (resume.ts, resume.count) == (1796094000000000001, 1)  # "hello" was read
     writer.close()
+
+
+CHATTY = 'i=0; while :; do echo "line $i ........................"; i=$((i+1)); sleep 0.001; done'
+
+
+async def test_deleting_a_job_whose_pod_keeps_writing_leaves_no_archive(tmp_path):
+    """The keepers are stopped before the archive goes, and none comes back for the pod
+    while the cluster removes it (its last changes are seen after the delete)."""
+    async with FakeKubernetes.running(delays=Delays()) as fake:
+        archive = tmp_path / "archive"
+        h = await start(fake, tmp_path, archive, "a")
+        try:
+            job = h.job(CHATTY)
+            await h.runtime.submit(job)
+            running = await h.status(job.job_id, JobStatus.RUNNING)
+            pod = running.pods[0].name
+            await until(lambda: len(archived(archive, job.job_id, pod)) > 100)
+            await h.runtime.delete(job.job_id)
+            assert not (archive / job.job_id).exists()
+            await fake.wait_for(lambda: fake.pod(pod) is None)
+            await until(lambda: pod not in h.runtime._cache.pods)
+            assert not (archive / job.job_id).exists()
+        finally:
+            await stop(h)
+
+
+async def test_deleting_a_job_that_another_replica_archives_leaves_no_archive(tmp_path):
+    """Replica b holds the pod's archive (its flock) while a deletes the job: a's delete
+    succeeds, and b, seeing the job and its pod go, does not bring the archive back."""
+    async with FakeKubernetes.running(delays=Delays()) as fake:
+        archive = tmp_path / "shared-archive"
+        b = await start(fake, tmp_path, archive, "b")
+        try:
+            job = b.job(CHATTY)
+            await b.runtime.submit(job)
+            running = await b.status(job.job_id, JobStatus.RUNNING)
+            pod = running.pods[0].name
+            await until(lambda: len(archived(archive, job.job_id, pod)) > 100)
+            a = await start(fake, tmp_path, archive, "a")  # b keeps the pod: a only reads
+            try:
+                await until(lambda: pod in a.runtime._cache.pods)
+                await a.runtime.delete(job.job_id)
+                await fake.wait_for(lambda: fake.pod(pod) is None)
+                await until(lambda: all(pod not in h.runtime._cache.pods for h in (a, b)))
+                await until(lambda: not b.runtime._logs._keepers)
+                assert not (archive / job.job_id).exists()
+            finally:
+                await stop(a)
+        finally:
+            await stop(b)

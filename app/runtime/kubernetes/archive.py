@@ -13,9 +13,12 @@ Every method here blocks on the file system: callers run them in a thread.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import re
+import shutil
+import time
 from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -27,6 +30,8 @@ _SAFE = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 # Longest line kept whole; the rest of a longer one is dropped (memory stays bounded).
 MAX_LINE = 1024 * 1024
 CUT_MARK = b" [jobgraph: line cut at 1 MiB]"
+# Tries at removing a job's archive while a keeper of another replica may add an entry.
+REMOVE_ATTEMPTS = 5
 
 
 def parse_timestamp(value: bytes) -> int | None:
@@ -145,15 +150,24 @@ class LogArchive:
     def is_complete(self, job_id: str, pod_name: str) -> bool:
         return self.path(job_id, pod_name).with_suffix(".done").exists()
 
-    def open_writer(self, job_id: str, pod_name: str) -> ArchiveWriter | None:
+    def open_writer(
+        self, job_id: str, pod_name: str, *, create: bool = True
+    ) -> ArchiveWriter | None:
         """The writer of this pod's archive, or None while another one (another replica)
-        holds it, or when the archive is complete."""
+        holds it, or when the archive is complete. Without `create`, a job whose archive
+        directory is not there (removed: the job was deleted) gets none."""
         target = self.path(job_id, pod_name)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if create:
+            target.parent.mkdir(parents=True, exist_ok=True)
         done = target.with_suffix(".done")
         if done.exists():
             return None
-        lock = target.with_suffix(".lock").open("ab")
+        try:
+            lock = target.with_suffix(".lock").open("ab")
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
         try:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -218,11 +232,29 @@ class LogArchive:
             yield from (deque(source, maxlen=tail_lines) if tail_lines is not None else source)
 
     def remove(self, job_id: str) -> None:
+        """Remove a job's archive (its keepers here stopped first). A keeper of another
+        replica may still hold one of its pods (until it sees the pod go): it appends to
+        its open file (unlinked, no entry any more), and may add an entry (`.done` at the
+        pod's end, a lock file) between rmtree's listing and its rmdir, which then fails
+        with ENOTEMPTY: tried again a few times. It never makes the directory again
+        (`open_writer(create=False)` once its Job is gone). What is left after the last
+        try raises: the caller logs it (the job's deletion stands)."""
+        if not _SAFE.match(job_id):
+            return  # no archive is kept under such a name (`path` refuses it)
         folder = self.root / job_id
-        if folder.is_dir():
-            for item in folder.iterdir():
-                item.unlink(missing_ok=True)
-            folder.rmdir()
+        for attempt in range(1, REMOVE_ATTEMPTS + 1):
+            try:
+                shutil.rmtree(folder)
+                return
+            except FileNotFoundError:
+                if not folder.exists():
+                    return  # gone (an entry removed meanwhile is no error either)
+                if attempt == REMOVE_ATTEMPTS:
+                    raise
+            except OSError as error:
+                if error.errno != errno.ENOTEMPTY or attempt == REMOVE_ATTEMPTS:
+                    raise
+            time.sleep(0.05 * attempt)  # in the caller's thread: let the writer finish
 
 
 def _complete_lines(handle: BinaryIO, end: int | None) -> Generator[bytes, None, None]:

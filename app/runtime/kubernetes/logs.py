@@ -295,6 +295,8 @@ class PodLogs:
         replica has gone)."""
         if pod_name in self._whole or pod_name in self._keepers:
             return
+        if job_id in self._cache.deleting:
+            return  # its archive is being removed (its pods still change as they go)
         task = self._spawn(self._keep(job_id, pod_name))
         self._keepers[pod_name] = (job_id, task)
         task.add_done_callback(lambda _: self._keepers.pop(pod_name, None))
@@ -304,7 +306,8 @@ class PodLogs:
             self.keep(job_id, name)
 
     async def forget_job(self, job_id: str) -> None:
-        """Stop archiving a job's pods (it is being deleted)."""
+        """Stop archiving a job's pods (it is being deleted): when this returns, no keeper
+        of it here writes or will write (`keep` refuses it while it is `deleting`)."""
         tasks = [task for job, task in self._keepers.values() if job == job_id]
         for name in [name for name, job in self._whole.items() if job == job_id]:
             del self._whole[name]
@@ -313,8 +316,11 @@ class PodLogs:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _keep(self, job_id: str, pod_name: str) -> None:
+        # A Job the cache no longer holds was deleted (by another replica, maybe, which
+        # removes its archive): its directory is not made again.
+        create = not self._cache.jobs_listed.is_set() or job_id in self._cache.jobs
         try:
-            writer = await asyncio.to_thread(self._archive.open_writer, job_id, pod_name)
+            writer = await self._open_writer(job_id, pod_name, create=create)
             if writer is None:
                 if await asyncio.to_thread(self._archive.is_complete, job_id, pod_name):
                     self._whole[pod_name] = job_id
@@ -325,10 +331,30 @@ class PodLogs:
         try:
             await self._archive_until_ended(job_id, pod_name, writer)
             self._whole[pod_name] = job_id
+        except FileNotFoundError:
+            # `.done` has no directory: the job was deleted (by another replica).
+            log.info("k8s.archive_removed", job_id=job_id, pod=pod_name)
         except Exception:  # retried at the pod's next change; logged with its trace
             log.exception("k8s.archive_failed", pod=pod_name)
         finally:
             await asyncio.to_thread(writer.close)
+
+    async def _open_writer(
+        self, job_id: str, pod_name: str, *, create: bool
+    ) -> ArchiveWriter | None:
+        """`open_writer` in a thread. A cancel (the job is being deleted) waits for the
+        thread, so that no file of this keeper appears after it, and releases the lock
+        it took; then it goes on."""
+        opening = asyncio.ensure_future(
+            asyncio.to_thread(self._archive.open_writer, job_id, pod_name, create=create)
+        )
+        try:
+            return await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                if (late := await opening) is not None:
+                    await asyncio.to_thread(late.close)
+            raise
 
     async def _archive_until_ended(self, job_id: str, pod_name: str, writer: ArchiveWriter) -> None:
         resumed = False

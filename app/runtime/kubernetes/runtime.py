@@ -385,7 +385,12 @@ class KubernetesRuntime:
             raise
         self._cache.stops.discard(job_id)
         await self._logs.forget_job(job_id)
-        await asyncio.to_thread(self._archive.remove, job_id)
+        try:
+            await asyncio.to_thread(self._archive.remove, job_id)
+        except OSError as error:
+            # The Job is gone from the cluster: the deletion stands (its record goes too),
+            # what is left of the archive is only disk space.
+            log.warning("k8s.archive_not_removed", job_id=job_id, error=str(error))
 
     async def _delete_job(self, job_id: str, *, quiet: bool) -> None:
         # Background: the Job goes now, its pods (and Service) are garbage-collected. Jobs
