@@ -56,17 +56,25 @@ def _code_of(error: GraphQLError) -> str | None:
 class ErrorCodes(SchemaExtension):
     """Adds `extensions.code` to errors so clients (and the REST facade) can branch on it."""
 
+    def on_validate(self):
+        yield
+        # A subscription's validation errors are sent before `on_operation` ends: coded here.
+        _add_codes(self.execution_context.pre_execution_errors)
+
     def on_operation(self):
         yield
         context = self.execution_context
         # Validation errors are not in a result yet when this runs.
-        errors = (context.result.errors if context.result else None) or context.pre_execution_errors
-        for error in errors or ():
-            code = _code_of(error)
-            if code:
-                error.extensions = {**(error.extensions or {}), "code": code}
-                if isinstance(error.original_error, DomainError) and error.original_error.field:
-                    error.extensions["field"] = error.original_error.field
+        _add_codes((context.result.errors if context.result else None) or context.pre_execution_errors)
+
+
+def _add_codes(errors) -> None:
+    for error in errors or ():
+        code = _code_of(error)
+        if code:
+            error.extensions = {**(error.extensions or {}), "code": code}
+            if isinstance(error.original_error, DomainError) and error.original_error.field:
+                error.extensions["field"] = error.original_error.field
 
 
 def should_mask(error: GraphQLError) -> bool:

@@ -60,6 +60,7 @@ async def test_fanned_out_subscription_is_refused(running):
             async for _ in gql_subscribe(session, SUBSCRIPTION):
                 pass
     assert_refused(caught.value.errors[0])
+    assert caught.value.errors[0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
     async with httpx.AsyncClient(base_url=running.server.url, timeout=30) as http:
         assert (await http.get("/healthz")).status_code == 200
 
