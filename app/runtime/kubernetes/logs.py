@@ -20,7 +20,7 @@ import contextlib
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import structlog
@@ -47,6 +47,7 @@ from app.runtime.kubernetes.translate import (
 )
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # GET …/pods/{name}/log with these query parameters (a list of pairs, as call_api takes
 # them), and a request timeout (None: none, for a follow) -> the raw response.
@@ -63,6 +64,17 @@ class _Silent(Exception):
 
 
 Batch = list[tuple[int | None, bytes]]  # (timestamp, the line as sent, with its "\n")
+
+
+async def _settled(work: Awaitable[T]) -> T:
+    """Await work done in a thread; a cancel (the job is being deleted) first waits for
+    the thread to end, so that no file of a cancelled keeper is written after it."""
+    task = asyncio.ensure_future(work)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 def _restarts(pod: dict) -> int:
@@ -342,18 +354,15 @@ class PodLogs:
     async def _open_writer(
         self, job_id: str, pod_name: str, *, create: bool
     ) -> ArchiveWriter | None:
-        """`open_writer` in a thread. A cancel (the job is being deleted) waits for the
-        thread, so that no file of this keeper appears after it, and releases the lock
-        it took; then it goes on."""
+        """`open_writer` in a thread; a writer opened for a cancelled keeper is closed."""
         opening = asyncio.ensure_future(
             asyncio.to_thread(self._archive.open_writer, job_id, pod_name, create=create)
         )
         try:
-            return await asyncio.shield(opening)
+            return await _settled(opening)
         except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                if (late := await opening) is not None:
-                    await asyncio.to_thread(late.close)
+            if not opening.exception() and (late := opening.result()) is not None:
+                await asyncio.to_thread(late.close)  # the lock it took
             raise
 
     async def _archive_until_ended(self, job_id: str, pod_name: str, writer: ArchiveWriter) -> None:
@@ -386,7 +395,7 @@ class PodLogs:
                 if ended:
                     ended = False  # try the last read again when the cluster answers
             if ended:
-                await asyncio.to_thread(writer.complete)
+                await _settled(asyncio.to_thread(writer.complete))
                 log.info("k8s.archive_complete", pod=pod_name)
                 return
             if not copied:
@@ -402,6 +411,6 @@ class PodLogs:
         async for batch in self._stream(
             pod_name, resume=writer.resume, follow=follow, previous=previous, reopen=False
         ):
-            await asyncio.to_thread(writer.append, [raw for _, raw in batch])
+            await _settled(asyncio.to_thread(writer.append, [raw for _, raw in batch]))
             copied += len(batch)
         return copied
