@@ -31,14 +31,13 @@ def _parse_duration(text: str) -> timedelta:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    # Settings first, then the configuration check, each before the heavier imports: a
+    # bad setting is refused without loading the whole application first.
+    settings = _settings(args)
     from app.logging import configure
-    from app.web.app import create_app
     from app.web.bootstrap import ConfigurationError, check_configuration
     from app.web.datadir import DataDirBusy, DataDirLock
 
-    settings = _settings(args)
     configure(settings.log_level)
     try:
         check_configuration(settings)
@@ -49,6 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except (ConfigurationError, DataDirBusy) as error:
         print(f"jobgraph: {error}", file=sys.stderr)
         return 2
+    import uvicorn
+
+    from app.web.app import create_app
+
     # uvicorn deprecates its `websockets` implementation for websockets-sansio, which
     # fanned changes out about half as fast here (bench/README.md); kept while it exists.
     warnings.filterwarnings("ignore", message="The `websockets` implementation is deprecated")
