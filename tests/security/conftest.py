@@ -1,5 +1,5 @@
 """A server that accepts OIDC tokens from a real (local) identity provider, with a pool
-restricted to a group and a low rate limit for one user to hit."""
+restricted to a group; and one with a low rate limit to hit."""
 
 from __future__ import annotations
 
@@ -62,8 +62,7 @@ class Secured:
         return client
 
 
-@pytest.fixture(scope="module")
-async def secured(server_factory, idp, tmp_path_factory) -> AsyncIterator[Secured]:
+async def _secured(server_factory, idp, tmp_path_factory, **env: str) -> Secured:
     pools = tmp_path_factory.mktemp("pools") / "pools.yaml"
     pools.write_text(POOLS)
     server = await server_factory(
@@ -72,12 +71,30 @@ async def secured(server_factory, idp, tmp_path_factory) -> AsyncIterator[Secure
         JOBGRAPH_OIDC_AUDIENCE=AUDIENCE,
         JOBGRAPH_OIDC_ADMIN_GROUP="platform-admins",
         JOBGRAPH_OIDC_JWKS_MIN_REFRESH_SECONDS="0",
-        JOBGRAPH_RATE_LIMIT_PER_MINUTE="60",
-        JOBGRAPH_RATE_LIMIT_BURST="40",
+        **env,
     )
     server.token("root", admin=True)  # so no first-start token is printed
     server.start()
-    env = Secured(server, idp)
+    return Secured(server, idp)
+
+
+@pytest.fixture(scope="module")
+async def secured(server_factory, idp, tmp_path_factory) -> AsyncIterator[Secured]:
+    env = await _secured(server_factory, idp, tmp_path_factory)
+    yield env
+    for client in env.clients:
+        await client.close()
+
+
+@pytest.fixture(scope="module")
+async def rate_limited(server_factory, idp, tmp_path_factory) -> AsyncIterator[Secured]:
+    """The same, with a burst of 40 that practically never refills during the tests (one
+    request per 100 minutes): what is refused does not depend on how fast the machine
+    sends (the refill itself is tested on an injected clock, tests/unit/test_ratelimit.py)."""
+    env = await _secured(
+        server_factory, idp, tmp_path_factory,
+        JOBGRAPH_RATE_LIMIT_PER_MINUTE="0.01", JOBGRAPH_RATE_LIMIT_BURST="40",
+    )
     yield env
     for client in env.clients:
         await client.close()
