@@ -106,6 +106,7 @@ async def test_oidc_token_works_for_a_subscription_and_the_terminal(secured, tmp
             while "42" not in seen.replace("6*7", ""):
                 frame = await ws.recv()
                 seen += frame.decode(errors="replace") if isinstance(frame, bytes) else frame
+    assert "42" in seen.replace("6*7", "")  # the shell ran the OIDC user's command
     await client.execute(STOP_JOB, {"id": job["jobId"]})
 
 

@@ -21,8 +21,19 @@ def test_bucket_allows_a_burst_then_refills_at_the_rate():
 
 def test_zero_rate_disables_the_limit():
     limiter = RateLimiter(per_minute=0, burst=0)
+    refused = 0
     for _ in range(1000):
-        limiter.check("alice")
+        try:
+            limiter.check("alice")
+        except RateLimited:
+            refused += 1
+    assert refused == 0
+    # The same loop against a limit is refused: the count above could have been other.
+    limited = RateLimiter(per_minute=60, burst=10, clock=lambda: 0.0)
+    for _ in range(10):
+        limited.check("alice")
+    with pytest.raises(RateLimited):
+        limited.check("alice")
 
 
 def test_units_are_taken_all_or_none():
