@@ -9,7 +9,7 @@ from typing import TypeVar
 import strawberry
 import structlog
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.types import ExecutionContext
 
 from app.domain.errors import DomainError
@@ -18,6 +18,7 @@ from app.domain.limits import clip
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+INTERNAL = "INTERNAL"
 
 
 @strawberry.type(description="A problem with the request that the client can fix.")
@@ -81,6 +82,20 @@ def should_mask(error: GraphQLError) -> bool:
     """Mask only unexpected exceptions; domain and GraphQL errors speak to the client."""
     original = error.original_error
     return original is not None and not isinstance(original, (DomainError, GraphQLError))
+
+
+class MaskUnexpectedErrors(MaskErrors):
+    """Hides what nobody expected behind "Unexpected error." with the code INTERNAL, so
+    neither the client nor the REST facade mistakes it for an error of its own request
+    (a masked error has no original error, which otherwise reads as a validation one)."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=should_mask)
+
+    def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        masked = super().anonymise_error(error)
+        masked.extensions = {"code": INTERNAL}
+        return masked
 
 
 def is_client_error(error: GraphQLError) -> bool:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from graphql import ASTValidationRule
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter
+from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
 
 from app.graphql.cost import QueryCost
 from app.graphql.documents import DocumentCache
-from app.graphql.errors import ErrorCodes, LoggedErrorsSchema, should_mask
+from app.graphql.errors import ErrorCodes, LoggedErrorsSchema, MaskUnexpectedErrors
 from app.graphql.mutation_limit import MutationRateLimit
 from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
@@ -44,7 +44,7 @@ schema = LoggedErrorsSchema(
         QueryCost,
         MutationRateLimit,
         ErrorCodes,
-        lambda: MaskErrors(should_mask_error=should_mask),
+        MaskUnexpectedErrors,
     ],
 )
 
