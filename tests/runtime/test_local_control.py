@@ -103,8 +103,9 @@ async def test_delete_kills_and_forgets_the_job(
     for call in (rt.stop(job.job_id), rt.delete(job.job_id)):
         with pytest.raises(NotFound):
             await call
-    with pytest.raises(NotFound):
-        rt.logs(job.job_id, f"{job.job_id}-0", tail_lines=None, follow=False)
+    with pytest.raises(NotFound):  # on iterating, as for a finished job read from its files
+        [line async for line in rt.logs(job.job_id, f"{job.job_id}-0", tail_lines=None,
+                                        follow=False)]
 
     after = sh("true")  # the stream goes on, with nothing more about the deleted job
     await rt.submit(after)
@@ -171,13 +172,14 @@ async def test_unknown_or_malicious_pod_names_are_not_found(
     await w.final(job.job_id)
     bad_pods = ["../../etc/passwd", f"{job.job_id}-0/../../x", f"{job.job_id}-1", "", "/etc"]
     for pod in bad_pods:
-        with pytest.raises(NotFound):
-            rt.logs(job.job_id, pod, tail_lines=None, follow=False)
+        with pytest.raises(NotFound):  # a finished job: read back from its files
+            [line async for line in rt.logs(job.job_id, pod, tail_lines=None, follow=False)]
         with pytest.raises(NotFound):
             await rt.open_terminal(job.job_id, pod, rows=24, cols=80)
     for job_id in ("../..", "..", "j-unknown"):
         with pytest.raises(NotFound):
-            rt.logs(job_id, f"{job_id}-0", tail_lines=None, follow=False)
+            [line async for line in rt.logs(job_id, f"{job_id}-0", tail_lines=None,
+                                            follow=False)]
     with pytest.raises(Conflict, match="is not running"):
         await rt.open_terminal(job.job_id, f"{job.job_id}-0", rows=24, cols=80)
 

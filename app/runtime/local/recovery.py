@@ -33,13 +33,24 @@ def load_jobs(root: Path) -> list[LiveJob]:
     for entry in sorted(root.iterdir()):
         if not (entry.is_dir() and JOB_ID.match(entry.name)):
             continue
-        paths = JobPaths(entry)
-        loaded = records.load(paths)
-        if loaded is None:
-            continue
-        record, state, events = loaded
-        jobs.append(LiveJob(record=record, paths=paths, state=state, events=events))
+        loaded = load_job(JobPaths(entry))
+        if loaded is not None:
+            jobs.append(loaded)
     return jobs
+
+
+def load_job(paths: JobPaths) -> LiveJob | None:
+    """One job read back from its directory (blocking); a final one has every replica
+    marked as ended, so log followers stop at the end of what is written."""
+    loaded = records.load(paths)
+    if loaded is None:
+        return None
+    record, state, events = loaded
+    job = LiveJob(record=record, paths=paths, state=state, events=events)
+    if state.status.is_final:
+        for ended in job.ended:
+            ended.set()
+    return job
 
 
 def reattach(sup: Supervisor) -> None:

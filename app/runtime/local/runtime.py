@@ -71,9 +71,11 @@ class LocalRuntime:
         self._started = True
         sup = self._supervisor
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
-        for loaded in await asyncio.to_thread(recovery.load_jobs, self._root):
+        loaded_jobs = await asyncio.to_thread(recovery.load_jobs, self._root)
+        for loaded in loaded_jobs:
             sup.jobs[loaded.job_id] = loaded
             self._next_order = max(self._next_order, loaded.record.order + 1)
+        final_on_disk = {j.job_id for j in loaded_jobs if j.state.status.is_final}
         recovery.reattach(sup)
 
         for job in active_jobs:
@@ -91,6 +93,11 @@ class LocalRuntime:
         for live in sorted(sup.jobs.values(), key=lambda j: j.record.order):
             if live.job_id in unfinished:
                 self._updates.put_nowait(live.update(self._host, live.events))
+        # Those that had ended before are read from their files when asked for; those
+        # that ended during recovery leave once their final state is saved.
+        for loaded in loaded_jobs:
+            if loaded.job_id in final_on_disk:
+                sup.forget(loaded)
         sup.schedule()
 
     async def close(self) -> None:
@@ -118,21 +125,21 @@ class LocalRuntime:
         self._next_order += 1  # taken now: another submit may run while this one waits
         state = records.new_state(job.spec.replicas)
         try:
-            await self._io.submit(_record, paths, job, order, state.to_dict())
+            recorded = await self._io.submit(_record, paths, job, order, state.to_dict())
         except OSError as exc:
             raise RuntimeUnavailable(f"local runtime cannot record the job: {exc}") from exc
-        if job.job_id in self._supervisor.jobs or self._supervisor.closed:
-            return  # submitted twice at once, or closed meanwhile
+        if not recorded or job.job_id in self._supervisor.jobs or self._supervisor.closed:
+            return  # it ran already, submitted twice at once, or closed meanwhile
         record = records.JobRecord(job.job_id, job.owner, job.spec, order, job.created_at)
         self._supervisor.admit(LiveJob(record=record, paths=paths, state=state, events=[]))
 
     async def stop(self, job_id: str) -> None:
         self._require_running()
-        self._supervisor.stop(self._get(job_id))
+        self._supervisor.stop(await self._get(job_id))
 
     async def delete(self, job_id: str) -> None:
         self._require_running()
-        job = self._get(job_id)
+        job = await self._get(job_id)
         left = await self._supervisor.remove(job)
         self._supervisor.schedule()
         if left:
@@ -147,9 +154,27 @@ class LocalRuntime:
     def logs(
         self, job_id: str, pod_name: str, *, tail_lines: int | None, follow: bool
     ) -> AsyncIterator[str]:
-        job, replica = self._find_pod(job_id, pod_name)
         if tail_lines is not None and tail_lines < 0:
             raise ValidationFailed("tailLines must not be negative", field="tailLines")
+        live = self._supervisor.jobs.get(job_id)
+        if live is None:  # finished (or unknown): its files are read first, off the loop
+            return self._logs_of_finished(job_id, pod_name, tail_lines=tail_lines)
+        return self._pod_lines(
+            live, _pod_of(live, pod_name), tail_lines=tail_lines, follow=follow
+        )
+
+    async def _logs_of_finished(
+        self, job_id: str, pod_name: str, *, tail_lines: int | None
+    ) -> AsyncIterator[str]:
+        job, replica = await self._find_pod(job_id, pod_name)
+        # Its replicas have all ended: following ends at the end of what is written.
+        async for line in self._pod_lines(job, replica, tail_lines=tail_lines, follow=False):
+            yield line
+
+    @staticmethod
+    def _pod_lines(
+        job: LiveJob, replica: ReplicaState, *, tail_lines: int | None, follow: bool
+    ) -> AsyncIterator[str]:
         if replica.attempt == 0:
             return _nothing()  # not started yet: no output, and not an error
         return read_lines(
@@ -161,7 +186,7 @@ class LocalRuntime:
         self, job_id: str, pod_name: str, *, rows: int, cols: int
     ) -> Terminal:
         self._require_running()
-        job, replica = self._find_pod(job_id, pod_name)
+        job, replica = await self._find_pod(job_id, pod_name)
         if not replica.running:
             raise Conflict(f"pod {pod_name} is not running")
         shells = job.terminals[replica.index]
@@ -187,28 +212,45 @@ class LocalRuntime:
         if self._supervisor.closed:
             raise RuntimeUnavailable("the local runtime is closed")
 
-    def _get(self, job_id: str) -> LiveJob:
+    async def _get(self, job_id: str) -> LiveJob:
+        """A job the supervisor holds, or else a finished one read back from its files
+        (on the I/O thread, so after any save of it still queued there)."""
         job = self._supervisor.jobs.get(job_id)
-        if job is None:
-            raise NotFound(f"job {job_id} not found")
-        return job
+        if job is not None:
+            return job
+        if JOB_ID.match(job_id):
+            loaded = await self._io.submit(recovery.load_job, JobPaths(self._root / job_id))
+            # One not final here would be one this runtime does not supervise (deleted
+            # meanwhile, or written by someone else): unknown.
+            if loaded is not None and loaded.state.status.is_final:
+                return loaded
+        raise NotFound(f"job {job_id} not found")
 
-    def _find_pod(self, job_id: str, pod_name: str) -> tuple[LiveJob, ReplicaState]:
-        """Only names the runtime generated itself match, so `../x` never reaches a path."""
-        job = self._get(job_id)
-        for r in job.state.replicas:
-            if job.pod_name(r.index) == pod_name:
-                return job, r
-        raise NotFound(f"pod {pod_name} not found in job {job_id}")
+    async def _find_pod(self, job_id: str, pod_name: str) -> tuple[LiveJob, ReplicaState]:
+        job = await self._get(job_id)
+        return job, _pod_of(job, pod_name)
 
 
-def _record(paths: JobPaths, job: Job, order: int, state: dict[str, object]) -> None:
-    """The job's directory, job.json and its first state (blocking: on the I/O thread)."""
+def _pod_of(job: LiveJob, pod_name: str) -> ReplicaState:
+    """Only names the runtime generated itself match, so `../x` never reaches a path."""
+    for r in job.state.replicas:
+        if job.pod_name(r.index) == pod_name:
+            return r
+    raise NotFound(f"pod {pod_name} not found in job {job.job_id}")
+
+
+def _record(paths: JobPaths, job: Job, order: int, state: dict[str, object]) -> bool:
+    """The job's directory, job.json and its first state (blocking: on the I/O thread).
+    False when a complete job.json is there already: the job ran and has finished (the
+    supervisor no longer holds it), running it again would wipe its files."""
+    if records.load(paths) is not None:
+        return False
     if paths.dir.exists():  # leftovers of a submit that crashed before job.json
         shutil.rmtree(paths.dir)
     paths.create([f"{job.job_id}-{i}" for i in range(job.spec.replicas)])
     records.write_job(paths, job, order=order)
     records.save(paths, state, [])
+    return True
 
 
 __all__ = ["DEADLINE_REASON", "LOST_REASON", "LocalRuntime"]

@@ -54,7 +54,8 @@ _DELETE_WAIT_SECONDS = 5.0
 
 
 class Supervisor:
-    """The jobs by id, the queue of those waiting for a slot, and what happens to them."""
+    """The unfinished jobs by id, the queue of those waiting for a slot, and what happens
+    to them. A job leaves `jobs` once its final state is saved (see `_saved`)."""
 
     def __init__(
         self, *, slots: int, host: str, grace: float,
@@ -112,8 +113,11 @@ class Supervisor:
     async def remove(self, job: LiveJob) -> list[int]:
         """Forget the job and SIGKILL its processes; waits a while for them to end.
         Returns the pids of those that did not."""
-        del self.jobs[job.job_id]  # from now on its process ends are only reaped
-        self.ports.release(job.state.master_port)
+        # From now on its process ends are only reaped. A finished job may be one read
+        # back from its files (see `forget`), no longer in the table.
+        self.jobs.pop(job.job_id, None)
+        if not job.state.status.is_final:  # a final job's port went back when it ended
+            self.ports.release(job.state.master_port)
         self.queue.discard(job)
         self.cancel_timers(job)
         await self.io.drain()  # a replica that was being started is started (and killed)
@@ -159,7 +163,23 @@ class Supervisor:
         if self.jobs.get(job.job_id) is not job:
             return  # deleted while something of it was under way: nothing to report
         update = job.update(self.host, events)
-        self.save(job).add_done_callback(lambda _: self._updates.put_nowait(update))
+        final = job.state.status.is_final
+        self.save(job).add_done_callback(partial(self._saved, job, update, final))
+
+    def _saved(
+        self, job: LiveJob, update: JobUpdate, final: bool, saved: asyncio.Future[None]
+    ) -> None:
+        """A state is on disk: report it. A final one is the job's last: its files now
+        tell all there is, so it leaves the table (else every finished job would stay
+        in memory for good)."""
+        if final and not saved.cancelled() and saved.exception() is None:
+            self.forget(job)
+        self._updates.put_nowait(update)
+
+    def forget(self, job: LiveJob) -> None:
+        """Drop a final job from the table; lookups read it back from its files."""
+        if self.jobs.get(job.job_id) is job and job.state.status.is_final:
+            del self.jobs[job.job_id]
 
     def save(self, job: LiveJob) -> asyncio.Future[None]:
         """state.json (fsync'd) and the new events, written off the loop, in order."""
