@@ -17,7 +17,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from app.core.broker import Broker
 from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
-from app.domain.jobs import Job
+from app.domain.jobs import WAITING_STATUSES, Job, JobStatus, PendingReason
 from app.runtime.base import JobUpdate, Runtime
 from app.store.db import Database
 from app.store.events import EventRepository
@@ -46,7 +46,23 @@ def merge(job: Job, update: JobUpdate) -> Job:
         changes["reason"] = update.reason
     if update.started_at is not None and job.started_at is None:
         changes["started_at"] = update.started_at
+    reason = _pending_reason(job, update, changes.get("status", job.status))
+    if reason != job.pending_reason:
+        changes["pending_reason"] = reason
     return replace(job, **changes) if changes else job
+
+
+def _pending_reason(job: Job, update: JobUpdate, status: JobStatus) -> PendingReason | None:
+    """Why the job waits after the update: none once it no longer waits; a new code
+    starts its own `since`, the same code keeps it (with the newest message)."""
+    if status not in WAITING_STATUSES:
+        return None
+    reported, current = update.pending_reason, job.pending_reason
+    if reported is None:
+        return current
+    if current is not None and current.code == reported.code:
+        return replace(current, message=reported.message)
+    return reported
 
 
 class RuntimeSync:

@@ -37,6 +37,8 @@ class JobStatus(StrEnum):
 
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.STOPPED})
+# The statuses in which a job waits to start (and may be held, re-ordered, given a reason).
+WAITING_STATUSES = frozenset({JobStatus.PENDING, JobStatus.QUEUED})
 
 
 class PodPhase(StrEnum):
@@ -146,6 +148,12 @@ class Job:
     idempotency_key: str | None = None
     # Groups whose members may read the job (not act on it).
     shared_with: tuple[str, ...] = ()
+    # Kept from starting by its owner or an admin until released.
+    held: bool = False
+    # The job this one was created from by a rerun.
+    rerun_of: str | None = None
+    # Why it waits; None unless PENDING or QUEUED.
+    pending_reason: PendingReason | None = None
 
     @property
     def name(self) -> str:
@@ -161,7 +169,8 @@ class Job:
             "status": self.status.value, "reason": self.reason, "exitCode": self.exit_code,
             "createdAt": stamp(self.created_at), "startedAt": stamp(self.started_at),
             "finishedAt": stamp(self.finished_at), "idempotencyKey": self.idempotency_key,
-            "sharedWith": list(self.shared_with),
+            "sharedWith": list(self.shared_with), "held": self.held, "rerunOf": self.rerun_of,
+            "pendingReason": self.pending_reason.to_dict() if self.pending_reason else None,
         }
 
     @classmethod
@@ -176,6 +185,8 @@ class Job:
             started_at=stamp(data["startedAt"]), finished_at=stamp(data["finishedAt"]),
             idempotency_key=data["idempotencyKey"],
             shared_with=tuple(data.get("sharedWith", ())),
+            held=data.get("held", False), rerun_of=data.get("rerunOf"),
+            pending_reason=PendingReason.from_dict(data.get("pendingReason")),
         )
 
     @property
@@ -203,11 +214,22 @@ class Pod:
 
 @dataclass(frozen=True, slots=True)
 class PendingReason:
-    """Why a queued job waits: a stable machine code (`WAITING_FOR_QUOTA`,
-    `NO_MATCHING_FLAVOR`, `EXCEEDS_QUOTA`, ...) and the queueing system's own message."""
+    """Why a waiting job waits: a stable machine code (`WAITING_FOR_SLOT`, `HELD`,
+    `WAITING_FOR_QUOTA`, `UNSCHEDULABLE` ...), a message for people (the queueing
+    system's own where there is one) and since when this code holds."""
 
     code: str
     message: str
+    since: datetime = field(default_factory=utcnow)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "since": self.since.isoformat()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PendingReason | None:
+        if not data:
+            return None
+        return cls(data["code"], data["message"], datetime.fromisoformat(data["since"]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from sqlalchemy.engine import CursorResult, Row
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from app.domain.jobs import Job, JobSpec, JobStatus, Pod, PodPhase, utcnow
+from app.domain.jobs import Job, JobSpec, JobStatus, PendingReason, Pod, PodPhase, utcnow
 from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.store.tables import JobEventRow, JobRow, JobShareRow, PodRow
 
@@ -32,7 +32,22 @@ def _job(row: Row[Any]) -> Job:
         finished_at=row.finished_at,
         idempotency_key=row.idempotency_key,
         shared_with=_groups(row.shared_groups),
+        held=row.held,
+        rerun_of=row.rerun_of,
+        pending_reason=(
+            PendingReason(row.pending_code, row.pending_message or "", row.pending_since)
+            if row.pending_code else None
+        ),
     )
+
+
+def _pending_columns(job: Job) -> dict[str, Any]:
+    reason = job.pending_reason
+    return {
+        "pending_code": reason.code if reason else None,
+        "pending_message": reason.message if reason else None,
+        "pending_since": reason.since if reason else None,
+    }
 
 
 def _pod(row: PodRow | Row[Any]) -> Pod:
@@ -133,6 +148,9 @@ class JobRepository:
                 idempotency_key=job.idempotency_key,
                 created_at=job.created_at,
                 updated_at=now,
+                held=job.held,
+                rerun_of=job.rerun_of,
+                **_pending_columns(job),
             )
         )
         await self.session.flush()
@@ -197,6 +215,8 @@ class JobRepository:
         row.exit_code = job.exit_code
         row.started_at = job.started_at
         row.finished_at = job.finished_at
+        for name, value in _pending_columns(job).items():
+            setattr(row, name, value)
         row.updated_at = utcnow()
         await self.session.flush()
 

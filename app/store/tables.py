@@ -41,6 +41,11 @@ class JobRow(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     started_at: datetime | None = _utc()
     finished_at: datetime | None = _utc()
+    held: bool = False
+    rerun_of: str | None = Field(default=None, sa_type=String(32))
+    pending_code: str | None = Field(default=None, sa_type=String(32))
+    pending_message: str | None = Field(default=None, sa_type=Text)
+    pending_since: datetime | None = _utc()
 
 
 class JobShareRow(SQLModel, table=True):
