@@ -25,6 +25,9 @@ HTTP_STATUS: dict[str, int] = {
     "NOT_FOUND": 404,
     "METHOD_NOT_ALLOWED": 405,
     "CONFLICT": 409,
+    # A job its pool could never run: the spec is well-formed but unacceptable, like an
+    # invalid job spec on create (422).
+    "EXCEEDS_POOL_CAPACITY": 422,
     "PAYLOAD_TOO_LARGE": 413,
     "RATE_LIMITED": 429,
     "QUERY_TOO_EXPENSIVE": 400,

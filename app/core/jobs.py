@@ -18,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core import audit
 from app.core.broker import Broker
+from app.core.capacity import ensure_fits
 from app.core.log_window import LogWindow
 from app.core.pools import PoolCatalog
 from app.core.runtimes import RuntimeRegistry
@@ -247,10 +248,13 @@ class JobService:
             existing = await self._by_idempotency_key(actor.user, key)
             if existing is not None:
                 return existing
+        runtime = self.runtimes.for_pool(pool.id)
+        # After the idempotency key: a retry of an accepted create answers its job even if
+        # the pool shrank meanwhile.
+        await ensure_fits(spec=spec, pool=pool, runtime=runtime)
         job = Job(
             job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key, shared_with=groups
         )
-        runtime = self.runtimes.for_pool(pool.id)
         runtime.validate(job)
         try:
             async with self.db.transaction() as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import yaml
 
 from app.domain.errors import ValidationFailed
+from app.domain.jobs import Resources
 from app.domain.pools import ResourcePool
 
 RUNTIMES = ("local", "kubernetes")
@@ -19,6 +21,44 @@ _POOL_ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 class PoolsFileError(ValueError):
     """The pools file cannot be used; the message says where and why."""
+
+
+CAPACITY_KEYS = ("cpus", "memory", "gpu")
+
+
+def _positive_number(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value) and value > 0
+    )
+
+
+def _capacity(value: Any, where: str) -> Resources | None:
+    """`capacity: {cpus: 16, memory: 64, gpu: 8}` (memory in GiB), what the pool has in
+    total. cpus or memory left out are not checked; gpu left out means no GPUs, as on a
+    node that lists none."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not value:
+        raise PoolsFileError(
+            f"{where} must be a mapping of one or more of {', '.join(CAPACITY_KEYS)}, "
+            "e.g. {cpus: 16, memory: 64, gpu: 8} (memory in GiB)"
+        )
+    unknown = sorted(str(k) for k in value if k not in CAPACITY_KEYS)
+    if unknown:
+        raise PoolsFileError(
+            f"{where} has unknown keys {', '.join(unknown)}; it takes {', '.join(CAPACITY_KEYS)}"
+        )
+    cpus, memory, gpu = value.get("cpus"), value.get("memory"), value.get("gpu", 0)
+    if cpus is not None and not _positive_number(cpus):
+        raise PoolsFileError(f"{where}.cpus must be a number greater than 0, got {cpus!r}")
+    if memory is not None and not _positive_number(memory):
+        raise PoolsFileError(
+            f"{where}.memory must be a number of GiB greater than 0 (e.g. 64), got {memory!r}"
+        )
+    if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
+        raise PoolsFileError(f"{where}.gpu must be a whole number of 0 or more, got {gpu!r}")
+    return Resources(cpus=cpus, memory_gib=memory, gpu=gpu)
 
 
 def _pool(entry: Any, index: int) -> ResourcePool:
@@ -40,7 +80,8 @@ def _pool(entry: Any, index: int) -> ResourcePool:
     allowed = entry.get("allowedGroups") or []
     if not isinstance(allowed, list) or not all(isinstance(g, str) and g for g in allowed):
         raise PoolsFileError(f"{where}.allowedGroups must be a list of group names")
-    known = {"id", "runtime", "queues", "maxConcurrentJobs", "allowedGroups"}
+    capacity = _capacity(entry.get("capacity"), f"{where}.capacity")
+    known = {"id", "runtime", "queues", "maxConcurrentJobs", "allowedGroups", "capacity"}
     options = {k: v for k, v in entry.items() if k not in known}
     return ResourcePool(
         id=pool_id,
@@ -48,6 +89,7 @@ def _pool(entry: Any, index: int) -> ResourcePool:
         queues=tuple(queues),
         max_concurrent_jobs=slots,
         allowed_groups=tuple(allowed),
+        capacity=capacity,
         options=options,
     )
 

@@ -26,6 +26,13 @@ class ValidationFailed(DomainError):
     code = "INVALID_ARGUMENT"
 
 
+class CapacityExceeded(DomainError):
+    """The job asks for more than its pool could ever give (its declared capacity, or
+    the largest node of a Kubernetes pool): it would wait forever, so it is refused."""
+
+    code = "EXCEEDS_POOL_CAPACITY"
+
+
 class NotFound(DomainError):
     code = "NOT_FOUND"
 

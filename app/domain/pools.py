@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain.jobs import Resources
+
 
 @dataclass(frozen=True, slots=True)
 class ResourcePool:
@@ -14,6 +16,9 @@ class ResourcePool:
     max_concurrent_jobs: int | None = None
     # Groups whose members may submit here; empty: everyone.
     allowed_groups: tuple[str, ...] = ()
+    # What the pool has in total (pools file `capacity`); None: not declared. A job whose
+    # replicas together ask for more can never run there (app/domain/capacity.py).
+    capacity: Resources | None = None
     # Runtime-specific settings (kubeconfig, namespace, queueing ...), kept opaque here.
     options: dict[str, Any] = field(default_factory=dict)
 

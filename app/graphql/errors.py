@@ -26,7 +26,8 @@ class UserError:
     field: str | None = strawberry.field(description="The input field at fault, if one is.")
     message: str
     code: str = strawberry.field(
-        description="NOT_FOUND, INVALID_ARGUMENT, CONFLICT, FORBIDDEN, RUNTIME_UNAVAILABLE ..."
+        description="NOT_FOUND, INVALID_ARGUMENT, CONFLICT, FORBIDDEN, EXCEEDS_POOL_CAPACITY, "
+        "RUNTIME_UNAVAILABLE ..."
     )
 
     @classmethod
