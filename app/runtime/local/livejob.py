@@ -8,7 +8,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from app.domain.jobs import EventType, JobEvent, JobSpec, Pod
+from app.domain.jobs import EventType, JobEvent, JobSpec, JobStatus, PendingReason, Pod
 from app.runtime.base import JobUpdate
 from app.runtime.local import records
 from app.runtime.local.layout import JobPaths
@@ -29,6 +29,10 @@ class LiveJob:
     deadline_timer: asyncio.TimerHandle | None = None
     kill_timer: asyncio.TimerHandle | None = None
     unsaved_events: list[JobEvent] = field(default_factory=list)
+    # Kept from starting until released (the database holds it; the runtime is told).
+    held: bool = False
+    # Why it waits, as last reported (None unless queued).
+    pending: PendingReason | None = None
 
     def __post_init__(self) -> None:
         n = len(self.state.replicas)
@@ -91,5 +95,17 @@ class LiveJob:
         return JobUpdate(
             job_id=self.job_id, status=st.status, reason=st.reason, exit_code=st.exit_code,
             started_at=st.started_at, finished_at=st.finished_at, pods=self.pods(host),
-            events=tuple(events),
+            events=tuple(events), pending_reason=self.waiting_reason,
+        )
+
+    @property
+    def waiting_reason(self) -> PendingReason | None:
+        return self.pending if self.state.status == JobStatus.QUEUED else None
+
+    def reason_update(self) -> JobUpdate:
+        """Only why it waits (no pods, no events): what a change of reason costs."""
+        st = self.state
+        return JobUpdate(
+            job_id=self.job_id, status=st.status, reason=st.reason,
+            pending_reason=self.waiting_reason,
         )

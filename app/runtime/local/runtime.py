@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import shutil
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from app.domain.errors import Conflict, NotFound, RuntimeUnavailable, ValidationFailed
-from app.domain.jobs import Job, JobStatus
+from app.domain.jobs import Job, JobStatus, Resources
 from app.domain.pools import ResourcePool
 from app.runtime.base import JobUpdate, Terminal
 from app.runtime.local import records, recovery
@@ -51,7 +52,10 @@ class LocalRuntime:
         self.pool = pool
         self._root = Path(root)
         self._host = socket.gethostname()
-        self._next_order = 0  # arrival order of the next job (the queue's tie-break)
+        self._next_order = 0  # arrival order of the next job (recovery goes by it)
+        # The newest word (hold, release, reorder) about a job not admitted yet: it is
+        # being recorded by `submit`, which applies this once it is.
+        self._told: dict[str, Job] = {}
         self._updates: asyncio.Queue[JobUpdate | None] = asyncio.Queue()
         self._started = False
         slots = pool.max_concurrent_jobs if pool.max_concurrent_jobs is not None \
@@ -72,9 +76,14 @@ class LocalRuntime:
         sup = self._supervisor
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
         loaded_jobs = await asyncio.to_thread(recovery.load_jobs, self._root)
+        in_database = {job.job_id: job for job in active_jobs}
         for loaded in loaded_jobs:
             sup.jobs[loaded.job_id] = loaded
             self._next_order = max(self._next_order, loaded.record.order + 1)
+            if loaded.job_id in in_database:
+                # The database holds what was decided while no server ran it: whether
+                # it is held, its priority and queue (job.json keeps them as submitted).
+                _steer(loaded, in_database[loaded.job_id])
         final_on_disk = {j.job_id for j in loaded_jobs if j.state.status.is_final}
         recovery.reattach(sup)
 
@@ -128,10 +137,47 @@ class LocalRuntime:
             recorded = await self._io.submit(_record, paths, job, order, state.to_dict())
         except OSError as exc:
             raise RuntimeUnavailable(f"local runtime cannot record the job: {exc}") from exc
+        finally:
+            told = self._told.pop(job.job_id, job)  # a hold or reorder that came meanwhile
         if not recorded or job.job_id in self._supervisor.jobs or self._supervisor.closed:
             return  # it ran already, submitted twice at once, or closed meanwhile
         record = records.JobRecord(job.job_id, job.owner, job.spec, order, job.created_at)
-        self._supervisor.admit(LiveJob(record=record, paths=paths, state=state, events=[]))
+        live = LiveJob(record=record, paths=paths, state=state, events=[])
+        _steer(live, told)
+        self._supervisor.admit(live)
+
+    async def hold(self, job: Job) -> None:
+        self._steering(job, self._supervisor.hold, held=True)
+
+    async def release(self, job: Job) -> None:
+        self._steering(job, self._supervisor.release, held=False)
+
+    async def reorder(self, job: Job) -> None:
+        self._steering(job, lambda live: self._supervisor.reorder(live, job.spec))
+
+    def _steering(
+        self, job: Job, act: Callable[[LiveJob], None], *, held: bool | None = None
+    ) -> None:
+        """Apply a hold, release or reorder to the job; one still being recorded by
+        `submit` gets it once admitted. Conflict once the job has started or ended."""
+        self._require_running()
+        live = self._supervisor.jobs.get(job.job_id)
+        if live is not None:
+            act(live)
+        elif job.status.is_final or job.status in (JobStatus.RUNNING, JobStatus.STOPPING):
+            raise Conflict(f"job {job.job_id} is {job.status.value}: it no longer waits")
+        else:
+            earlier = self._told.get(job.job_id, job)
+            self._told[job.job_id] = replace(job, held=earlier.held if held is None else held)
+
+    async def queue_positions(self, jobs: Sequence[Job]) -> dict[str, int] | None:
+        """None: the core computes local positions exactly, from the database, in the
+        same order as the slot queue (`app.domain.queueing.start_key`)."""
+        return None
+
+    async def largest_node(self) -> Resources | None:
+        """Not applicable: a local pool is one machine, bounded by its pool capacity."""
+        return None
 
     async def stop(self, job_id: str) -> None:
         self._require_running()
@@ -237,6 +283,17 @@ def _pod_of(job: LiveJob, pod_name: str) -> ReplicaState:
         if job.pod_name(r.index) == pod_name:
             return r
     raise NotFound(f"pod {pod_name} not found in job {job.job_id}")
+
+
+def _steer(live: LiveJob, job: Job) -> None:
+    """Take the held flag, priority and queue the core decided for a job (before it is
+    queued: no event, nothing reported)."""
+    live.held = job.held
+    spec = live.spec
+    if (spec.priority, spec.queue) != (job.spec.priority, job.spec.queue):
+        live.record = replace(
+            live.record, spec=replace(spec, priority=job.spec.priority, queue=job.spec.queue)
+        )
 
 
 def _record(paths: JobPaths, job: Job, order: int, state: dict[str, object]) -> bool:

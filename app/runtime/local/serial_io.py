@@ -26,13 +26,14 @@ class SerialIO:
 
     async def drain(self) -> None:
         """Returns once everything submitted so far has run (and its callbacks)."""
-        await self.submit(_nothing)
+        await self.submit(nothing)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
 
 
-def _nothing() -> None:
+def nothing() -> None:
+    """A no-op to submit: its future completes once everything before it has run."""
     return None
 
 

@@ -16,12 +16,14 @@ import asyncio
 import signal
 import subprocess
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from app.domain.jobs import EventType, JobEvent, JobStatus, PodPhase, utcnow
+from app.domain.errors import Conflict
+from app.domain.jobs import EventType, JobEvent, JobSpec, JobStatus, PodPhase, utcnow
 from app.runtime.base import JobUpdate
 from app.runtime.local import records
 from app.runtime.local.layout import JobPaths
@@ -44,7 +46,8 @@ from app.runtime.local.process import (
     watch_child,
 )
 from app.runtime.local.procfs import kill_tagged
-from app.runtime.local.serial_io import SerialIO, log_failure
+from app.runtime.local.reasons import WaitingReasons
+from app.runtime.local.serial_io import SerialIO, log_failure, nothing
 from app.runtime.local.slots import SlotQueue
 from app.runtime.local.state import ReplicaState
 from app.runtime.local.terminal import PtyTerminal
@@ -65,6 +68,7 @@ class Supervisor:
         self.max_log_bytes = max_log_bytes  # of one replica's log on disk
         self.jobs: dict[str, LiveJob] = {}
         self.queue = SlotQueue(slots)
+        self.reasons = WaitingReasons(slots)
         self.host = host
         self.grace = grace
         self.closed = False
@@ -85,8 +89,55 @@ class Supervisor:
             job.add_event("Queued", f"waiting for one of {self.queue.slots} job slot(s)"),
         ]
         self.queue.append(job)
+        self.reasons.touch(job)
         self.publish(job, events)
         self.schedule()
+
+    # ---------------------------------------------------------------- steering
+
+    def hold(self, job: LiveJob) -> None:
+        """Keep a queued job from starting; it keeps its place in the queue."""
+        self._require_queued(job, "held")
+        if job.held:
+            return
+        job.held = True
+        self.reasons.now(job, self._running())
+        self.publish(job, [job.add_event("Held", "kept from starting until released")])
+        self.schedule()
+
+    def release(self, job: LiveJob) -> None:
+        """Let a held job start again, in its place (its arrival is unchanged)."""
+        self._require_queued(job, "released")
+        if not job.held:
+            return
+        job.held = False
+        self.reasons.now(job, self._running())
+        self.publish(job, [job.add_event("Released", "back in its place in the queue")])
+        self.schedule()
+
+    def reorder(self, job: LiveJob, spec: JobSpec) -> None:
+        """A queued job's new priority and queue; the next pick goes by them."""
+        self._require_queued(job, "re-ordered")
+        old = job.spec
+        if (old.priority, old.queue) == (spec.priority, spec.queue):
+            return
+        job.record = replace(
+            job.record, spec=replace(old, priority=spec.priority, queue=spec.queue)
+        )
+        event = job.add_event(
+            "Updated", f"priority {old.priority} -> {spec.priority}, "
+            f"queue {old.queue} -> {spec.queue}",
+        )
+        self.publish(job, [event])
+        self.schedule()
+
+    @staticmethod
+    def _require_queued(job: LiveJob, what: str) -> None:
+        status = job.state.status
+        if status != JobStatus.QUEUED:
+            raise Conflict(
+                f"job {job.job_id} is {status.value}: only a waiting job can be {what}"
+            )
 
     def stop(self, job: LiveJob) -> None:
         st = job.state
@@ -195,9 +246,26 @@ class Supervisor:
             return
         while (job := self.queue.pop_next(running=self._active_count())) is not None:
             self._launch(job)
+        for waiting in self.reasons.changed(self._running(), self.queue):
+            self._report_reason(waiting)
+
+    def _running(self) -> list[LiveJob]:
+        """The jobs taking a slot."""
+        return [j for j in self.jobs.values() if j.state.status in ACTIVE]
 
     def _active_count(self) -> int:
         return sum(1 for j in self.jobs.values() if j.state.status in ACTIVE)
+
+    def _report_reason(self, job: LiveJob) -> None:
+        """Report a new reason, after whatever of the job is still being saved (the
+        I/O thread runs in order): it must not be overtaken by an older snapshot."""
+        update = job.reason_update()
+
+        def report(_: asyncio.Future[None]) -> None:
+            if self.jobs.get(job.job_id) is job and not self.closed:
+                self._updates.put_nowait(update)
+
+        self.io.submit(nothing).add_done_callback(report)
 
     def _launch(self, job: LiveJob) -> None:
         st = job.state
