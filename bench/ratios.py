@@ -167,19 +167,36 @@ def cases(job_id: str) -> dict[str, tuple[str, str, dict | None]]:
 GOALS = {"rest_get": 0.5, "graphql_job": 0.4, "rest_list20": 0.25}
 
 
+def _frame(frame: str) -> str:
+    return re.sub(r" \(.*?/(site-packages|perf|jobgraph[^/]*|python3\.\d+)/", " (", frame)
+
+
 def profile_summary(raw: Path, top: int = 25) -> str:
-    """py-spy's collapsed stacks as the functions with the most samples (inclusive)."""
+    """py-spy's collapsed stacks (recorded with --threads --gil: only the thread holding
+    the GIL is sampled, so a share is of the interpreter's busy time): the share per
+    thread, then the functions with the most samples, inclusive and self."""
     inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    threads: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         samples = int(count)
         total += samples
-        for frame in set(stack.split(";")):
-            inclusive[re.sub(r" \(.*?/(site-packages|perf|jobgraph[^/]*)/", " (", frame)] += samples
-    lines = [f"{total} samples; inclusive share of the top functions:"]
-    for frame, samples in inclusive.most_common(top):
-        lines.append(f"{100 * samples / total:5.1f}%  {frame}")
+        frames = stack.split(";")
+        if frames and frames[0].startswith("thread ("):
+            threads[frames[0]] += samples
+            frames = frames[1:]
+        for frame in {_frame(f) for f in frames}:
+            inclusive[frame] += samples
+        if frames:
+            own[_frame(frames[-1])] += samples
+    lines = [f"{total} samples holding the GIL; per thread:"]
+    lines += [f"{100 * n / total:5.1f}%  {name}" for name, n in threads.most_common()]
+    lines.append("inclusive:")
+    lines += [f"{100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
+    lines.append("self:")
+    lines += [f"{100 * n / total:5.1f}%  {frame}" for frame, n in own.most_common(top)]
     return "\n".join(lines)
 
 
@@ -216,6 +233,7 @@ async def main(args: argparse.Namespace) -> None:
                         str(Path(sys.executable).with_name("py-spy")), "record", "--pid",
                         str(server.process.pid), "--format", "raw", "--rate", "200",
                         "--duration", str(args.duration), "--output", args.profile_out, "--nonblocking",
+                        "--threads", "--gil",
                     ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 result = run_wrk(server.url + path, lua_script(method, body, token),
                                  duration=args.duration, connections=args.connections)
