@@ -20,7 +20,9 @@ UNAUTHENTICATED_MESSAGE = (
 )
 
 
-def get_services(conn: HTTPConnection) -> Services:
+async def get_services(conn: HTTPConnection) -> Services:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a hand-off per
+    # request for an attribute read.
     return conn.app.state.services
 
 
