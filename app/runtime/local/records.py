@@ -46,12 +46,14 @@ def append_event(paths: JobPaths, event: JobEvent) -> None:
     append_jsonl(paths.events_file, event_to_dict(event))
 
 
-def save(paths: JobPaths, state: dict[str, Any], events: list[JobEvent]) -> None:
-    """New events, then the state (as `JobState.to_dict()` gave it), durably. Blocking:
-    run off the event loop."""
+def save(
+    paths: JobPaths, state: dict[str, Any], events: list[JobEvent], *, durable: bool = True
+) -> None:
+    """New events, then the state (as `JobState.to_dict()` gave it); `durable`: fsync'd
+    (see `Supervisor.save` for which states need it). Blocking: run off the event loop."""
     for event in events:
         append_event(paths, event)
-    atomic_write_json(paths.state_file, state)
+    atomic_write_json(paths.state_file, state, durable=durable)
 
 
 def load(paths: JobPaths) -> tuple[JobRecord, JobState, list[JobEvent]] | None:

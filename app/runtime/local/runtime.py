@@ -305,8 +305,8 @@ def _record(paths: JobPaths, job: Job, order: int, state: dict[str, object]) -> 
     if paths.dir.exists():  # leftovers of a submit that crashed before job.json
         shutil.rmtree(paths.dir)
     paths.create([f"{job.job_id}-{i}" for i in range(job.spec.replicas)])
-    records.write_job(paths, job, order=order)
-    records.save(paths, state, [])
+    records.write_job(paths, job, order=order)  # durable: the record that the job exists
+    records.save(paths, state, [], durable=False)  # without it, the job reads back as queued
     return True
 
 

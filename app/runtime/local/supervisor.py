@@ -90,7 +90,7 @@ class Supervisor:
         ]
         self.queue.append(job)
         self.reasons.touch(job)
-        self.publish(job, events)
+        self.publish(job, events, durable=False)
         self.schedule()
 
     # ---------------------------------------------------------------- steering
@@ -209,13 +209,13 @@ class Supervisor:
         for term in terminals:
             await term.close()
 
-    def publish(self, job: LiveJob, events: Sequence[JobEvent]) -> None:
-        """Save the job's state, then report it (in order, once it is on disk)."""
+    def publish(self, job: LiveJob, events: Sequence[JobEvent], *, durable: bool = True) -> None:
+        """Save the job's state, then report it (in order, once it is written)."""
         if self.jobs.get(job.job_id) is not job:
             return  # deleted while something of it was under way: nothing to report
         update = job.update(self.host, events)
         final = job.state.status.is_final
-        self.save(job).add_done_callback(partial(self._saved, job, update, final))
+        self.save(job, durable=durable).add_done_callback(partial(self._saved, job, update, final))
 
     def _saved(
         self, job: LiveJob, update: JobUpdate, final: bool, saved: asyncio.Future[None]
@@ -232,10 +232,20 @@ class Supervisor:
         if self.jobs.get(job.job_id) is job and job.state.status.is_final:
             del self.jobs[job.job_id]
 
-    def save(self, job: LiveJob) -> asyncio.Future[None]:
-        """state.json (fsync'd) and the new events, written off the loop, in order."""
+    def save(self, job: LiveJob, *, durable: bool = True) -> asyncio.Future[None]:
+        """state.json and the new events, written off the loop, in order.
+
+        Every state is replaced atomically; `durable` ones are fsync'd too. Only the
+        states of a job's start (queued, starting, running) are not: they are the hot
+        path of a submit (an fsync costs 5-40 ms on a busy disk, and the I/O thread is
+        serial), and losing them needs a crash of the machine, which ends the replicas
+        anyway: the job then reads back as queued (job.json is durable) or with its
+        replicas vanished, and recovery runs or settles it. A stop, a kill, a retry and
+        an end are written durably: what they decided must survive exactly."""
         events, job.unsaved_events = job.unsaved_events, []
-        saved = self.io.submit(records.save, job.paths, job.state.to_dict(), events)
+        saved = self.io.submit(
+            partial(records.save, durable=durable), job.paths, job.state.to_dict(), events
+        )
         saved.add_done_callback(log_failure("local.save_failed", job_id=job.job_id))
         return saved
 
@@ -281,7 +291,7 @@ class Supervisor:
         self.arm_deadline(job)
         # Reported once the replicas exist: the state then records their pids.
         asyncio.gather(*spawns, return_exceptions=True).add_done_callback(
-            lambda _: self.publish(job, [started])
+            lambda _: self.publish(job, [started], durable=False)
         )
 
     def _spawn(self, job: LiveJob, r: ReplicaState) -> asyncio.Future[Any]:
@@ -457,8 +467,9 @@ def _start_replica(
         with open(log_path, "a", encoding="utf-8") as log:
             log.write(restart_note)
     # Saved before the process exists: a crash right now leaves a replica that
-    # recovery reports as vanished instead of one that silently never ran.
-    records.save(paths, state, events)
+    # recovery reports as vanished instead of one that silently never ran. Not fsync'd
+    # (see `Supervisor.save`): a crash of the process keeps what was written.
+    records.save(paths, state, events, durable=False)
     return spawn_wrapper(
         attempt_dir=attempt_dir, workdir=paths.workdir, log_path=log_path,
         log_max_bytes=log_max_bytes, argv=argv, env=env,
