@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import podfailure
 from .events import NODE
 from .logs import ContainerLog
+from .nodes import place
 from .objects import COMPLETION_INDEX, CONTROLLER_UID, JOB_NAME, TRACKING_FINALIZER, pod_qos
 from .sidecars import inject as inject_sidecar
 from .sidecars import is_sidecar
@@ -495,6 +496,8 @@ class Kubelet:
         self.sidecar_quits: dict[tuple[str, str], asyncio.Event] = {}
         self.ip_seq = 0
         self.root = Path(tempfile.mkdtemp(prefix="k8sfake-kubelet-"))
+        # Set (and replaced) when a node or a pod changes: unschedulable pods are tried again.
+        self.cluster_changed = asyncio.Event()
 
     def start(self) -> None:
         self.store.listeners.append(self.on_event)
@@ -518,6 +521,9 @@ class Kubelet:
         return not self.settling
 
     def on_event(self, ev: WatchEvent) -> None:
+        if ev.resource in ("nodes", "pods"):
+            self.cluster_changed.set()
+            self.cluster_changed = asyncio.Event()
         if ev.resource != "pods":
             return
         uid = ev.new["metadata"]["uid"]
@@ -534,6 +540,55 @@ class Kubelet:
               and ev.new["spec"].get("nodeName")):
             self.deleting.add(uid)
             asyncio.create_task(self.kill_pod(ev.new))
+        elif (ev.new["metadata"].get("deletionTimestamp") and not ev.new["spec"].get("nodeName")
+              and (ev.new.get("status") or {}).get("phase") not in ("Succeeded", "Failed")):
+            # No kubelet will end a pod that was never bound: the pod garbage collector does
+            # (pkg/controller/podgc/gc_controller.go gcUnscheduledTerminating ->
+            # markFailedAndDeletePod: phase Failed, then a delete with grace 0), so a finalizer
+            # such as the Job's tracking one can be removed.
+            asyncio.get_running_loop().call_soon(self._gc_unscheduled, ev.new)
+
+    def _gc_unscheduled(self, pod: dict[str, Any]) -> None:
+        def failed(p: dict[str, Any]) -> None:
+            if not p["spec"].get("nodeName") and p["status"].get("phase") not in (
+                    "Succeeded", "Failed"):
+                p["status"]["phase"] = "Failed"
+        self._update(pod, failed)
+
+    async def _place(self, pod: dict[str, Any]) -> str | None:
+        """The default scheduler with nodes (nodes.py): the node to bind to, once one fits;
+        until then the pod is Unschedulable, tried again at each node or pod change."""
+        uid, fake = pod["metadata"]["uid"], self.fake
+        message = None
+        while True:
+            changed = self.cluster_changed
+            cur = self.store.get("pods", pod["metadata"]["namespace"], pod["metadata"]["name"])
+            if cur is None or cur["metadata"]["uid"] != uid or cur["metadata"].get(
+                    "deletionTimestamp"):
+                return None
+            node, why = place(cur, self.store.list("nodes"), self.store.list("pods"))
+            if node is not None:
+                return node
+            if why != message:
+                message = why
+
+                def unschedulable(p: dict[str, Any], why: str = why) -> None:
+                    # podutil.UpdatePodCondition: a new message keeps lastTransitionTime.
+                    conds = p["status"].setdefault("conditions", [])
+                    _set_pod_condition(conds, {
+                        "type": "PodScheduled", "status": "False", "lastProbeTime": None,
+                        "lastTransitionTime": now(fake), "reason": "Unschedulable",
+                        "message": why})
+                    for c in conds:
+                        if c["type"] == "PodScheduled":
+                            c["message"] = why
+                marked = self._update(cur, unschedulable)
+                if marked is not None:
+                    fake.recorder.new(marked, "Warning", "FailedScheduling", why,
+                                      component="default-scheduler", action="Scheduling")
+            self.settling.discard(uid)
+            await changed.wait()
+            self.settling.add(uid)
 
     # -- helpers -------------------------------------------------------------------------
     def _update(self, pod: dict[str, Any], fn: Any) -> dict[str, Any] | None:
@@ -640,8 +695,14 @@ class Kubelet:
             self.settling.discard(pod["metadata"]["uid"])
             await asyncio.Event().wait()  # stays Pending until deleted
         else:
+            node_name: str | None = NODE
+            if self.store.objects["nodes"]:
+                node_name = await self._place(pod)
+                if node_name is None:
+                    return  # deleted while waiting for a node
+
             def bind(p: dict[str, Any]) -> None:
-                p["spec"]["nodeName"] = NODE
+                p["spec"]["nodeName"] = node_name
                 _set_pod_condition(p["status"].setdefault("conditions", []), {
                     "type": "PodScheduled", "status": "True", "lastProbeTime": None,
                     "lastTransitionTime": now(fake)})

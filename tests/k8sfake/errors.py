@@ -78,6 +78,24 @@ def path_not_found() -> StatusError:
                                                 "message": "404 page not found"}]}))
 
 
+def rbac_forbidden(verb: str, resource: str, group: str, namespace: str | None,
+                   name: str | None, user: str) -> StatusError:
+    """The authorizer's denial (apiserver endpoints/handlers/responsewriters/errors.go
+    ``forbiddenMessage`` + ``NewForbidden``)."""
+    what = qualified(resource, group)
+    subject = f'{what} "{name}"' if name else what
+    scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+    message = (f'{subject} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
+               f'in API group "{group}" {scope}')
+    details: dict[str, Any] = {}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    details["kind"] = resource
+    return StatusError(status_body(403, "Forbidden", message, details))
+
+
 def already_exists(resource: str, group: str, name: str) -> StatusError:
     return StatusError(status_body(409, "AlreadyExists",
                                    f'{qualified(resource, group)} "{name}" already exists',

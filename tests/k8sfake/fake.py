@@ -22,6 +22,7 @@ from .controllers import Delays, JobController, Kubelet, has_condition
 from .events import EventRecorder
 from .kueue import Kueue
 from .logs import DEFAULT_CONTAINER_LOG_MAX_SIZE, ContainerLog
+from .nodes import node_object
 from .server import RecordedRequest, build_app
 from .sidecars import is_sidecar
 from .store import Clock, Store
@@ -95,6 +96,7 @@ class FakeKubernetes:
                  kueue_capacity: int | None = None, namespace: str = "default",
                  volcano: bool = False,
                  node_allocatable: dict[str, int] | None = None,
+                 nodes: list[dict[str, Any]] | None = None,
                  container_log_max_size: int = DEFAULT_CONTAINER_LOG_MAX_SIZE,
                  follow_across_rotation: bool = False) -> None:
         self.tokens = {token} if isinstance(token, str) else set(token)
@@ -122,6 +124,10 @@ class FakeKubernetes:
         # node's allocatable resources bound what its gang scheduler places.
         self.volcano: Volcano | None = (Volcano(self, node_allocatable or {})
                                         if volcano else None)
+        # Nodes the default scheduler places pods on (nodes.py); none: all go to fake-node-1.
+        self._initial_nodes = list(nodes or [])
+        # (verb, resource) pairs RBAC denies (``forbid``): 403 with the authorizer's message.
+        self.forbidden: set[tuple[str, str]] = set()
         self.closing = False
         self.port: int | None = None
         self.jobs = JobController(self)
@@ -149,6 +155,8 @@ class FakeKubernetes:
                 if host not in current:
                     current.append(host)
             os.environ[key] = ",".join(current)
+        for node in self._initial_nodes:
+            self.add_node(node["name"], node.get("allocatable") or {}, node.get("labels"))
         self.jobs.start()
         self.kubelet.start()
         if self.kueue is not None:
@@ -423,6 +431,25 @@ class FakeKubernetes:
             if is_sidecar(p, c["name"]):
                 self.kubelet.sidecar_quits.setdefault(
                     (p["metadata"]["uid"], c["name"]), _asyncio.Event()).set()
+
+    # -- Nodes (tests/k8sfake/nodes.py) and RBAC -----------------------------------------------
+    def add_node(self, name: str, allocatable: dict[str, Any],
+                 labels: dict[str, str] | None = None) -> dict[str, Any]:
+        """A node registers (the default scheduler then places pods on the nodes)."""
+        return self.store.create("nodes", node_object(name, allocatable, labels))
+
+    def set_allocatable(self, name: str, allocatable: dict[str, Any]) -> dict[str, Any]:
+        """The kubelet reports new allocatable resources (e.g. a device plugin registered)."""
+        node = self.store.require("nodes", "", name)
+        amounts = {k: str(v) for k, v in allocatable.items()}
+        amounts.setdefault("pods", "110")
+        node["status"]["allocatable"] = dict(amounts)
+        node["status"]["capacity"] = dict(amounts)
+        return self.store.replace("nodes", node)
+
+    def forbid(self, verb: str, resource: str) -> None:
+        """RBAC denies ``verb`` on ``resource`` (e.g. "list", "nodes") to the client."""
+        self.forbidden.add((verb, resource))
 
     # -- Kueue (tests/k8sfake/kueue.py) ------------------------------------------------------
     def mutate_job(self, job: dict[str, Any]) -> None:

@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import re
 from typing import TYPE_CHECKING, Any
 
 from . import errors
@@ -58,6 +59,14 @@ STOPPING_ANNOTATION = "kueue.x-k8s.io/stopping"  # pkg/controller/jobs/job/job_c
 JOB_CONTROLLER = "batch/job-kueue-controller"
 WORKLOAD_CONTROLLER = "kueue-workload-controller"
 ADMISSION = "kueue-admission"
+# The on-demand visibility API (apis/visibility/v1beta2/types.go; pkg/visibility/server.go
+# installs v1beta2 and v1beta1 with the same storage), an aggregated API server of its own.
+VISIBILITY_GROUP = "visibility.kueue.x-k8s.io"
+VISIBILITY_PATH = re.compile(r"^/apis/visibility\.kueue\.x-k8s\.io/(v1beta2|v1beta1)/namespaces/"
+                             r"([^/]+)/localqueues/([^/]+)/pendingworkloads$")
+DEFAULT_PENDING_LIMIT = 1000  # pkg/constants DefaultPendingWorkloadsLimit
+MAX_PENDING_LIMIT = 100_000  # MaxPendingWorkloadsLimit
+JOB_WEBHOOK = "vjob.kb.io"  # pkg/controller/jobs/job/job_webhook.go (kubebuilder marker)
 
 
 def workload_name(job: dict[str, Any]) -> str:
@@ -91,6 +100,40 @@ def _job_finished(job: dict[str, Any]) -> dict[str, Any] | None:
         if cond is not None and cond.get("status") == "True":
             return cond
     return None
+
+
+def _immutable(path: str, value: str) -> str:
+    return f'{path}: Invalid value: "{value}": field is immutable'
+
+
+def validate_job_update(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Kueue's Job webhook on update (jobframework/validation.go ``ValidateJobOnUpdate``), the
+    rules about the labels jobgraph changes: ``validateUpdateForQueueName`` (the queue name is
+    immutable unless the new Job is suspended) and ``ValidateUpdateForWorkloadPriorityClassName``
+    (a class cannot be added to a running Job, nor removed from any)."""
+    before = old["metadata"].get("labels") or {}
+    after = new["metadata"].get("labels") or {}
+    suspended = bool((new.get("spec") or {}).get("suspend"))
+    errs = []
+    if not suspended and before.get(QUEUE_LABEL) != after.get(QUEUE_LABEL):
+        errs.append(_immutable(f"metadata.labels[{QUEUE_LABEL}]", after.get(QUEUE_LABEL, "")))
+    path = f"metadata.labels[{PRIORITY_LABEL}]"
+    if not suspended and not before.get(PRIORITY_LABEL) and after.get(PRIORITY_LABEL):
+        errs.append(f'{path}: Invalid value: "{after[PRIORITY_LABEL]}": WorkloadPriorityClass '
+                    f"cannot be added to a non-suspended workload")
+    if before.get(PRIORITY_LABEL) and not after.get(PRIORITY_LABEL):
+        errs.append(f'{path}: Invalid value: "": WorkloadPriorityClass cannot be removed from a '
+                    f"workload")
+    return errs
+
+
+def webhook_denied(errs: list[str]) -> errors.StatusError:
+    """controller-runtime turns a webhook's non-Status error into ``Denied`` (403 Forbidden),
+    and the apiserver prefixes the webhook's name (admission/plugin/webhook/errors
+    ``ToStatusErr``); ``field.ErrorList.ToAggregate`` joins several as ``[a, b]``."""
+    message = errs[0] if len(errs) == 1 else "[" + ", ".join(errs) + "]"
+    return errors.StatusError(errors.status_body(
+        403, "Forbidden", f'admission webhook "{JOB_WEBHOOK}" denied the request: {message}'))
 
 
 def validate_workload_update(old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
@@ -129,6 +172,11 @@ class Kueue:
         self.busy = False
         self._warned: set[tuple[str, str]] = set()  # (job uid, class) already reported
         self.task: asyncio.Task[None] | None = None
+        # The visibility API is served only when a test turns it on (its APIService is
+        # registered); else its paths are 404 like any unknown group. `local_queues`: the
+        # LocalQueues that exist (all in `cluster_queue`); None: any name the Workloads use.
+        self.visibility = False
+        self.local_queues: set[str] | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def start(self) -> None:
@@ -284,7 +332,10 @@ class Kueue:
                                     evicted.get("message") or "")
                 self.store.replace("workloads", wl)
             return
+        self._update_priority(job, wl)
         if job["spec"].get("suspend"):
+            if not is_true(wl, "Admitted"):
+                self._queue_name_change(job, wl)
             if is_true(wl, "Admitted"):
                 # "Job admitted, unsuspending" (startJob)
                 job["spec"]["suspend"] = False
@@ -296,6 +347,34 @@ class Kueue:
         if not is_true(wl, "Admitted"):
             # "Running job is not admitted by a cluster queue, suspending"
             self._stop_job(job, "Not admitted by cluster queue")
+
+    def _queue_name_change(self, job: dict[str, Any], wl: dict[str, Any]) -> None:
+        """reconciler.go ``QueueNameChange``: a suspended Job whose Workload is not admitted
+        moves its Workload to the LocalQueue its label now names."""
+        queue = (job["metadata"].get("labels") or {}).get(QUEUE_LABEL)
+        if queue and wl["spec"].get("queueName") != queue:
+            wl["spec"]["queueName"] = queue
+            self.store.replace("workloads", wl)
+
+    def _update_priority(self, job: dict[str, Any], wl: dict[str, Any]) -> None:
+        """reconciler.go ``UpdateWorkloadPriority``: the Job's priority-class label names
+        another WorkloadPriorityClass than the Workload's: the Workload takes its reference and
+        value (left alone when it reserved quota without a class), event ``UpdatedWorkload``.
+        A class that does not exist fails the reconcile (``ExtractPriority``): nothing moves."""
+        name = (job["metadata"].get("labels") or {}).get(PRIORITY_LABEL)
+        ref = wl["spec"].get("priorityClassRef")
+        if not name or (ref or {}).get("name") == name or name not in self.priority_classes:
+            return
+        if ref is None and is_true(wl, "QuotaReserved"):
+            return
+        wl["spec"]["priorityClassRef"] = {"group": GROUP, "kind": "WorkloadPriorityClass",
+                                          "name": name}
+        wl["spec"]["priority"] = self.priority_classes[name]
+        wl = self.store.replace("workloads", wl)
+        ns = wl["metadata"]["namespace"]
+        self._event(job, "Normal", "UpdatedWorkload",
+                    f"Updated workload priority class: {ns}/{wl['metadata']['name']}",
+                    JOB_CONTROLLER)
 
     def _create_workload(self, job: dict[str, Any]) -> None:
         if (job.get("status") or {}).get("active"):
@@ -357,7 +436,19 @@ class Kueue:
     # -- the workload controller -----------------------------------------------------------
     def reconcile_workload(self, ns: str, name: str) -> None:
         wl = self.store.get("workloads", ns, name)
-        if wl is None or is_active(wl) or is_true(wl, "Evicted"):
+        if wl is None:
+            return
+        if is_active(wl):
+            requeued = condition_of(wl, "Requeued")
+            if requeued and requeued["status"] == "False" and requeued["reason"] == "Deactivated":
+                # Active again: "The workload was reactivated" (Requeued=True, Reactivated);
+                # it goes back into its ClusterQueue, in its place (queue order: priority,
+                # then creation time; workload.go GetQueueOrderTimestamp).
+                self._set_condition(wl, "Requeued", "True", "Reactivated",
+                                    "The workload was reactivated")
+                self.store.replace("workloads", wl)
+            return
+        if is_true(wl, "Evicted"):
             return
         had_admission = bool((wl.get("status") or {}).get("admission"))
         message = "The workload is deactivated"
@@ -408,6 +499,57 @@ class Kueue:
         wl = self.store.replace("workloads", wl)
         self._event(wl, "Warning", reason, message, ADMISSION)
         return wl
+
+    # -- the visibility API ----------------------------------------------------------------
+    def queue_order(self) -> list[dict[str, Any]]:
+        """The ClusterQueue's pending Workloads in queue order (cluster_queue.go ``Snapshot``,
+        ``baseCompareFunc``: higher priority first, then the queue-order timestamp — the
+        creation time here —, then the uid). Inactive Workloads are not queued."""
+        waiting = [w for w in self.store.list("workloads")
+                   if is_active(w) and not is_true(w, "QuotaReserved")
+                   and not is_true(w, "Finished")]
+        return sorted(waiting, key=lambda w: (-int(w["spec"].get("priority") or 0),
+                                              w["metadata"]["creationTimestamp"],
+                                              w["metadata"]["uid"]))
+
+    def pending_workloads(self, version: str, ns: str, local_queue: str,
+                          q: dict[str, Any]) -> dict[str, Any]:
+        """``GET .../localqueues/{lq}/pendingworkloads`` (pkg/visibility/storage/
+        pending_workloads_lq.go): the LocalQueue's share of its ClusterQueue's pending
+        Workloads, positions counted from 0, `offset`/`limit` bounded (utils.go)."""
+        if self.local_queues is not None and local_queue not in self.local_queues:
+            raise errors.not_found("localqueue", VISIBILITY_GROUP, local_queue)
+        try:
+            limit = int(q.get("limit", DEFAULT_PENDING_LIMIT))
+            offset = int(q.get("offset", 0))
+        except ValueError:
+            raise errors.bad_request(f'strconv.ParseInt: parsing "{q.get("offset")}": invalid '
+                                     f"syntax") from None
+        limit, offset = min(max(limit, 0), MAX_PENDING_LIMIT), max(offset, 0)
+        items: list[dict[str, Any]] = []
+        skipped = 0
+        for index, wl in enumerate(self.queue_order()):
+            if len(items) >= limit:
+                break
+            meta = wl["metadata"]
+            if meta["namespace"] != ns or wl["spec"].get("queueName") != local_queue:
+                continue
+            if skipped < offset:
+                skipped += 1
+                continue
+            items.append({
+                "metadata": {
+                    "name": meta["name"], "namespace": meta["namespace"],
+                    "creationTimestamp": meta["creationTimestamp"],
+                    "ownerReferences": [{k: r[k] for k in ("apiVersion", "kind", "name", "uid")}
+                                        for r in meta.get("ownerReferences") or []]},
+                "priority": int(wl["spec"].get("priority") or 0),
+                "localQueueName": local_queue,
+                "positionInClusterQueue": index,
+                "positionInLocalQueue": len(items) + offset,
+            })
+        return {"kind": "PendingWorkloadsSummary", "apiVersion": f"{VISIBILITY_GROUP}/{version}",
+                "metadata": {}, "items": items}
 
     def add_priority_class(self, name: str, value: int) -> None:
         """Create a WorkloadPriorityClass: Jobs waiting for it get their Workload."""

@@ -157,6 +157,8 @@ FIELD_GETTERS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "status.successful": lambda o: _str(_get(o, "status.succeeded") or 0),
     },
     "services": {},
+    # pkg/registry/core/node/strategy.go NodeToSelectableFields.
+    "nodes": {"spec.unschedulable": lambda o: _str(bool(_get(o, "spec.unschedulable")))},
     # CRDs: metadata.name and metadata.namespace only (no selectableFields in either CRD).
     "workloads": {},
     "podgroups": {},

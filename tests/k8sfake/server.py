@@ -20,7 +20,13 @@ from aiohttp import web
 from . import errors
 from .errors import StatusError
 from .exec import handle_exec
-from .kueue import validate_workload_update
+from .kueue import (
+    VISIBILITY_GROUP,
+    VISIBILITY_PATH,
+    validate_job_update,
+    validate_workload_update,
+    webhook_denied,
+)
 from .logs import handle_log
 from .metadata import validate_object_meta
 from .objects import (
@@ -68,7 +74,12 @@ _PATHS = [
     (re.compile(r"^/apis/scheduling\.volcano\.sh/v1beta1/(podgroups)$"), False),
 ]
 SUBRESOURCES = {"jobs": {"status"}, "pods": {"status", "log", "exec"}, "events": set(),
-                "services": set(), "workloads": {"status"}, "podgroups": {"status"}}
+                "services": set(), "workloads": {"status"}, "podgroups": {"status"},
+                "nodes": set()}
+# Cluster-scoped and read-only here: no kubelet registers or updates nodes through the API.
+NODES_PATH = re.compile(r"^/api/v1/nodes(?:/([^/]+))?$")
+# The identity RBAC names in a denial (``fake.forbid``).
+USER = "system:serviceaccount:jobgraph:jobgraph"
 # Custom resources: their status is a subresource (both CRDs enable it), and the API server
 # refuses strategic merge patches on them (415).
 CUSTOM = {"workloads", "podgroups"}
@@ -241,6 +252,25 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
         if request.method != "GET":
             raise errors.method_not_allowed("", "", request.method.lower())
         return json_response(DISCOVERY[path])
+    if (m := VISIBILITY_PATH.match(path)) is not None:
+        _authorize(fake, request.method, "localqueues/pendingworkloads", VISIBILITY_GROUP,
+                   m.group(2), m.group(3), {})
+        if fake.kueue is None or not fake.kueue.visibility:
+            raise errors.path_not_found()  # no APIService for visibility.kueue.x-k8s.io
+        if request.method != "GET":
+            raise errors.method_not_allowed("localqueues/pendingworkloads", VISIBILITY_GROUP,
+                                            _verb(request.method))
+        return json_response(fake.kueue.pending_workloads(
+            m.group(1), m.group(2), m.group(3), typed_query(list(request.query.items()))))
+    if (m := NODES_PATH.match(path)) is not None:
+        q = typed_query(list(request.query.items()))
+        _authorize(fake, request.method, "nodes", "", None, m.group(1), q)
+        api = Api(fake, request, "nodes", q)
+        if request.method != "GET":
+            raise errors.method_not_allowed("nodes", "", _verb(request.method, m.group(1) is None))
+        if m.group(1) is not None:
+            return json_response(fake.store.require("nodes", "", m.group(1)))
+        return await (api.watch(None) if q.get("watch") else api.list(None))
     for regex, namespaced_path in _PATHS:
         m = regex.match(path)
         if m:
@@ -261,6 +291,7 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
     q = typed_query(items)
     info = RESOURCES[resource]
     method = request.method
+    _authorize(fake, method, f"{resource}/{sub}" if sub else resource, info.group, ns, name, q)
     if sub == "log":  # GET only; options checked in logs.handle_log
         if method != "GET":
             raise errors.method_not_allowed("pods/log", "", _verb(method))
@@ -291,6 +322,16 @@ async def dispatch(fake: FakeKubernetes, request: web.Request) -> web.StreamResp
     if method == "DELETE":
         return await api.delete(ns, name)
     raise errors.method_not_allowed(resource, info.group, _verb(method))
+
+
+def _authorize(fake: FakeKubernetes, method: str, resource: str, group: str,
+               namespace: str | None, name: str | None, q: dict[str, Any]) -> None:
+    """RBAC: a (verb, resource) pair the test denied (``fake.forbid``) answers 403."""
+    if not fake.forbidden:
+        return
+    verb = "watch" if method == "GET" and q.get("watch") else _verb(method, name is None)
+    if (verb, resource) in fake.forbidden:
+        raise errors.rbac_forbidden(verb, resource, group, namespace, name, USER)
 
 
 def _verb(method: str, collection: bool = False) -> str:
@@ -557,6 +598,10 @@ class Api:
                     errs = validate_job(new) + job_update_errors(current, new)
                     if errs:
                         raise errors.invalid_error("Job", "batch", name, errs)
+                    # Kueue's validating webhook runs after the Job strategy's validation.
+                    if self.fake.kueue is not None and (
+                            denied := validate_job_update(current, new)):
+                        raise webhook_denied(denied)
                 elif self.resource == "workloads":
                     errs = validate_workload_update(current, new)
                     if errs:

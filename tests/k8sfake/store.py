@@ -46,6 +46,8 @@ RESOURCES = {
     "pods": Resource("pods", "", "v1", "Pod", "PodList"),
     "events": Resource("events", "", "v1", "Event", "EventList"),
     "services": Resource("services", "", "v1", "Service", "ServiceList"),
+    # Cluster-scoped, read-only through the API (tests/k8sfake/nodes.py).
+    "nodes": Resource("nodes", "", "v1", "Node", "NodeList"),
     # Custom resources, served only when the fake runs Kueue / Volcano (their CRDs installed).
     "workloads": Resource("workloads", "kueue.x-k8s.io", "v1beta2", "Workload", "WorkloadList"),
     "podgroups": Resource("podgroups", "scheduling.volcano.sh", "v1beta1", "PodGroup",
@@ -223,7 +225,7 @@ class Store:
         """Write a new version of an existing object (bumps RV, generation on spec change)."""
         info = RESOURCES[resource]
         meta = obj["metadata"]
-        key = (meta["namespace"], meta["name"])
+        key = (meta.get("namespace", ""), meta["name"])  # "": cluster-scoped (nodes)
         old = self.objects[resource].get(key)
         if old is None:
             raise errors.not_found(resource, info.group, meta["name"])
