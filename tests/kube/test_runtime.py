@@ -154,13 +154,18 @@ def _rbac_rules() -> list[dict]:
     import yaml
 
     docs = yaml.safe_load_all((Path(__file__).resolve().parents[2] / "deploy" / "rbac.yaml").read_text())
-    [role] = [d for d in docs if d and d["kind"] == "Role"]
-    return role["rules"]
+    roles = [d for d in docs if d and d["kind"] in ("Role", "ClusterRole")]
+    # A namespaced request is allowed by the Role (or a ClusterRole); a cluster-scoped one
+    # (nodes) only by a ClusterRole: each rule is tagged with where it applies.
+    return [{**rule, "clusterScoped": role["kind"] == "ClusterRole"}
+            for role in roles for rule in role["rules"]]
 
 
-def _allowed(rules: list[dict], group: str, resource: str, verbs: set[str]) -> bool:
+def _allowed(rules: list[dict], group: str, resource: str, verbs: set[str],
+             cluster_scoped: bool = False) -> bool:
     return any(
         group in r["apiGroups"] and resource in r["resources"] and verbs & set(r["verbs"])
+        and (r["clusterScoped"] or not cluster_scoped)
         for r in rules
     )
 
@@ -169,7 +174,8 @@ def _authorization_of(request) -> tuple[str, str, set[str]]:
     import re
 
     m = re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/namespaces/[^/]+/([^/]+)(?:/([^/]+)(?:/([^/]+))?)?$",
-                 request.path)
+                 request.path) or re.match(r"^/(?:api/v1|apis/([^/]+)/[^/]+)/(nodes)(?:/([^/]+))?()$",
+                                           request.path)
     assert m, request
     group, resource, name, sub = m.groups()
     resource = f"{resource}/{sub}" if sub else resource
@@ -200,4 +206,5 @@ async def test_deploy_rbac_allows_every_call_the_runtime_makes(h):
     assert {r.method for r in calls} >= {"GET", "POST", "PATCH", "DELETE"}
     for request in calls:
         group, resource, verbs = _authorization_of(request)
-        assert _allowed(rules, group, resource, verbs), (request, group, resource, verbs)
+        assert _allowed(rules, group, resource, verbs, "/namespaces/" not in request.path), (
+            request, group, resource, verbs)

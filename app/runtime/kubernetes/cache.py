@@ -11,11 +11,21 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from app.domain.errors import NotFound
-from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, PodPhase, utcnow
+from app.domain.jobs import (
+    EventType,
+    Job,
+    JobEvent,
+    JobStatus,
+    PendingReason,
+    Pod,
+    PodPhase,
+    utcnow,
+)
 from app.runtime.base import JobUpdate
-from app.runtime.kubernetes.queueing import NoQueue, QueueView
+from app.runtime.kubernetes.queueing import NoQueue, QueueView, Waiting
 from app.runtime.kubernetes.translate import (
     ENDED,
     JobState,
@@ -25,14 +35,17 @@ from app.runtime.kubernetes.translate import (
     event_of,
     event_sort_key,
     gone_pod,
+    is_held,
     job_id_of,
     job_state,
     next_attempt,
     pod_of,
+    unschedulable,
 )
 
 # Events of objects not (yet) known, kept to be matched once their job or pod shows up.
 UNMATCHED_EVENTS = 2000
+HELD = Waiting("HELD", "held by its owner: it does not start until released")
 
 
 class ClusterCache:
@@ -48,6 +61,7 @@ class ClusterCache:
         end_attempt: Callable[[str], object] = lambda job_id: None,
         start_attempt: Callable[[str, int], object] = lambda job_id, attempt: None,
         set_deadline: Callable[[str, int], object] = lambda job_id, seconds: None,
+        hold_queued: Callable[[str, str], object] = lambda job_id, name: None,
     ) -> None:
         """`emit` takes every update; `keep_pod_log(job_id, pod)` (archive the log of a
         pod whose container has started, at each of its changes), `apply_stop(job_id)`,
@@ -63,6 +77,7 @@ class ClusterCache:
         self._end_attempt = end_attempt
         self._start_attempt = start_attempt
         self._set_deadline = set_deadline
+        self._hold_queued = hold_queued
         # Multi-replica jobs whose failed attempt is being deleted -> the attempt to start.
         self.retrying: dict[str, int] = {}
         self._deadlines_set: set[str] = set()  # uids of Jobs given their activeDeadlineSeconds
@@ -74,6 +89,10 @@ class ClusterCache:
         self.known: set[str] = set()  # job ids submitted or listed (to match events)
         self._unmatched: deque[dict] = deque(maxlen=UNMATCHED_EVENTS)
         self._reported: dict[str, tuple] = {}
+        # job id -> (code, since): when the runtime first saw the job wait for that code.
+        self._waiting_since: dict[str, tuple[str, datetime]] = {}
+        # pod name -> message of its latest FailedScheduling event (dropped with the pod).
+        self._failed_scheduling: dict[str, str] = {}
         self.deleting: set[str] = set()  # deleted by jobgraph: their vanishing is expected
         self.stops: set[str] = set()  # stops not yet applied (the cluster was unreachable)
         # Stopped by deleting the Job (Kueue had made no Workload): its vanishing is the stop.
@@ -142,6 +161,7 @@ class ClusterCache:
 
     def _job_vanished(self, job_id: str) -> None:
         self._reported.pop(job_id, None)
+        self._waiting_since.pop(job_id, None)
         attempt = self.retrying.pop(job_id, None)
         if attempt is not None and job_id not in self.deleting:
             # The failed attempt's Job went with all its pods (foreground deletion): run again.
@@ -216,6 +236,7 @@ class ClusterCache:
         self._changed = asyncio.Event()
 
     def _pod_gone(self, pod: dict) -> None:
+        self._failed_scheduling.pop(pod["metadata"]["name"], None)
         job_id = job_id_of(pod)
         if job_id and job_id in self.jobs:
             self._gone.setdefault(job_id, {})[pod["metadata"]["name"]] = pod
@@ -242,7 +263,7 @@ class ClusterCache:
         )
         state = job_state(
             job, [pod_of(job_id, p) for p in live],
-            waiting=self.queue.waiting(job_id, job),
+            waiting=self._waiting(job_id, job, live),
             stop_settled=self.queue.stop_settled(job_id, job),
         )
         events: tuple[JobEvent, ...] = ()
@@ -250,7 +271,8 @@ class ClusterCache:
             state, events = self._retry(job_id, job, state, attempt)
         elif not state.status.is_final:
             self._deadline(job_id, job, pods)
-        snapshot = (state, tuple(pods))
+        pending = self._pending_reason(job_id, state.pending)
+        snapshot = (state, tuple(pods), pending)
         if self._reported.get(job_id) == snapshot:
             return
         self._reported[job_id] = snapshot
@@ -265,10 +287,35 @@ class ClusterCache:
                 # No pod known for an ended job (e.g. after a restart, its pods cleaned up):
                 # keep the pods the database has.
                 pods=tuple(pods) if pods or not state.status.is_final else None,
-                pending_reason=state.pending,
+                pending_reason=pending,
                 events=events,
             )
         )
+
+    def _waiting(self, job_id: str, job: dict, pods: list[dict]) -> Waiting | None:
+        """Why the job waits, most telling first: held by its owner; what the queueing
+        system says; a pod the scheduler cannot place."""
+        if is_held(job):
+            if (name := self.queue.to_hold(job_id, job)) is not None:
+                self._hold_queued(job_id, name)  # made after the hold: deactivate it too
+            return HELD
+        waiting = self.queue.waiting(job_id, job)
+        if waiting is not None and waiting.queued:
+            return waiting
+        return unschedulable(pods, self._failed_scheduling) or waiting
+
+    def _pending_reason(self, job_id: str, waiting: Waiting | None) -> PendingReason | None:
+        """`since` is when this runtime first saw the job wait for this code; a new message
+        for the same code (Kueue's count of missing GPUs, say) keeps it. The core keeps the
+        stored `since` across restarts while the code stays the same."""
+        if waiting is None:
+            self._waiting_since.pop(job_id, None)
+            return None
+        seen = self._waiting_since.get(job_id)
+        if seen is None or seen[0] != waiting.code:
+            seen = (waiting.code, utcnow())
+            self._waiting_since[job_id] = seen
+        return PendingReason(waiting.code, waiting.message, seen[1])
 
     # -- queueing objects (Kueue Workloads, Volcano PodGroups) ---------------------------
 
@@ -343,7 +390,7 @@ class ClusterCache:
             job_id = self._job_for_event(event)
             if job_id:
                 by_job.setdefault(job_id, []).append(event_of(job_id, event))
-                if self.queue.note_event(job_id, event):
+                if self.queue.note_event(job_id, event) or self._note_scheduling(event):
                     waiting_changed.add(job_id)
             elif keep_unmatched and (event.get("involvedObject") or {}).get("kind") in kinds:
                 self._unmatched.append(event)
@@ -351,6 +398,19 @@ class ClusterCache:
             self._emit(JobUpdate(job_id=job_id, events=tuple(events)))
         for job_id in waiting_changed:
             self._report(job_id)
+
+    def _note_scheduling(self, event: dict) -> bool:
+        """Keep the latest FailedScheduling message of a pod still waiting for a node."""
+        involved = event.get("involvedObject") or event.get("regarding") or {}
+        name = involved.get("name") or ""
+        pod = self.pods.get(name)
+        if (event.get("reason") != "FailedScheduling" or involved.get("kind") != "Pod"
+                or pod is None or (pod.get("spec") or {}).get("nodeName")):
+            return False
+        message = event.get("message") or event.get("note") or ""
+        changed = self._failed_scheduling.get(name) != message
+        self._failed_scheduling[name] = message
+        return changed
 
     def _match_unmatched(self) -> None:
         if not self._unmatched:

@@ -41,6 +41,10 @@ def domain_error(error: Exception, *, what: str) -> DomainError:
             return NotFound(f"{what}: {message}")
         if error.status == 409:
             return Conflict(f"{what}: {message}")
+        if error.status == 403 and message.startswith("admission webhook"):
+            # A validating webhook (Kueue's, say) refused the change: not a missing
+            # permission (apiserver admission/plugin/webhook/errors ToStatusErr).
+            return Conflict(f"{what}: {message}")
         if error.status == 403:
             return PermissionDenied(
                 f"{what}: jobgraph's service account lacks a permission in the cluster "

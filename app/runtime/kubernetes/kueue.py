@@ -8,8 +8,7 @@ and suspends the Job itself), or deletes the Job when Kueue has made no Workload
 
 from __future__ import annotations
 
-from app.domain.jobs import PendingReason
-from app.runtime.kubernetes.queueing import OwnedObjects, condition
+from app.runtime.kubernetes.queueing import OwnedObjects, Waiting, condition
 
 GROUP = "kueue.x-k8s.io"
 VERSION = "v1beta2"  # Kueue v0.19 stores v1beta2 (v1beta1 is served, deprecated)
@@ -92,38 +91,45 @@ class KueueView:
             return changed
         return False
 
-    def waiting(self, job_id: str, job: dict) -> PendingReason | None:
+    def waiting(self, job_id: str, job: dict) -> Waiting | None:
         if not (job.get("spec") or {}).get("suspend"):
             return None
         if self.missing is not None:
-            return PendingReason("QUEUEING_NOT_INSTALLED", self.missing)
+            return Waiting("QUEUEING_NOT_INSTALLED", self.missing)
         workload = self.workload_of(job_id, job)
         if workload is None:
             if job_id in self._missing_class:
-                return PendingReason("WORKLOAD_PRIORITY_CLASS_NOT_FOUND",
-                                     self._missing_class[job_id])
+                return Waiting("WORKLOAD_PRIORITY_CLASS_NOT_FOUND", self._missing_class[job_id])
+            # The Job is in the cluster, Kueue has not taken it up yet (no Workload).
             message = "Kueue has not created the job's Workload yet"
             priority_class = ((job.get("metadata") or {}).get("labels") or {}).get(PRIORITY_CLASS_LABEL)
             if priority_class:
                 # Kueue v0.19 only logs a missing class; name what to check.
                 message += f"; is there a WorkloadPriorityClass {priority_class!r}?"
-            return PendingReason("WAITING_FOR_WORKLOAD", message)
+            return Waiting("SUBMITTING", message)
         if not is_active(workload):
-            return PendingReason("DEACTIVATED", "The workload is deactivated")
+            # Deactivated (by jobgraph's hold — reported HELD by the cache — or by Kueue
+            # itself, e.g. its requeuing limit): the Evicted condition says why.
+            evicted = condition(workload, "Evicted") or {}
+            return Waiting("DEACTIVATED", evicted.get("message") or "The workload is deactivated")
         reserved = condition(workload, "QuotaReserved")
         if reserved is not None and reserved.get("status") == "False" and reserved.get("reason"):
             message = reserved.get("message") or ""
-            return PendingReason(_code(reserved["reason"], message),
-                                 f"{reserved['reason']}: {message}".rstrip(": "))
+            return Waiting(_code(reserved["reason"], message),
+                           f"{reserved['reason']}: {message}".rstrip(": "))
         if _true(workload, "QuotaReserved") and not _true(workload, "Admitted"):
             admitted = condition(workload, "Admitted") or {}
-            return PendingReason("WAITING_FOR_ADMISSION_CHECKS",
-                                 admitted.get("message") or "The workload has not all checks ready")
+            return Waiting("WAITING_FOR_ADMISSION_CHECKS",
+                           admitted.get("message") or "The workload has not all checks ready")
         if _true(workload, "Admitted"):
-            return PendingReason("ADMITTED", "Admitted: the job starts")
-        return PendingReason("WAITING_FOR_ADMISSION", "waiting for admission by Kueue")
+            return Waiting("ADMITTED", "Admitted: the job starts")
+        return Waiting("WAITING_FOR_ADMISSION", "waiting for admission by Kueue")
 
     def stop_settled(self, job_id: str, job: dict) -> bool:
         # Deactivated and holding no quota: Kueue has evicted it and will not admit it.
         workload = self.workload_of(job_id, job)
         return workload is not None and not is_active(workload) and not _true(workload, "QuotaReserved")
+
+    def to_hold(self, job_id: str, job: dict) -> str | None:
+        workload = self.workload_of(job_id, job)
+        return workload["metadata"]["name"] if workload is not None and is_active(workload) else None

@@ -15,6 +15,8 @@ POOL_LABEL = "jobgraph.io/pool"
 NAME_ANNOTATION = "jobgraph.io/name"
 OWNER_ANNOTATION = "jobgraph.io/owner"
 STOP_ANNOTATION = "jobgraph.io/stop-requested"
+# Held by its owner: it must not start until released (the queueing system keeps it).
+HELD_ANNOTATION = "jobgraph.io/held"
 # Which run of the job this Job is, and how many runs its maxRetries allow (multi-replica
 # jobs are retried whole by jobgraph, see _pod_failure_policy).
 ATTEMPT_ANNOTATION = "jobgraph.io/attempt"

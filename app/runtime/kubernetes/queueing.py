@@ -8,9 +8,20 @@ stopped job can still start. `NoQueue` answers for pools without one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
-from app.domain.jobs import PendingReason
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Why a job waits, as the cluster shows it now: a code of `PendingReason` and the
+    system's own message. `queued`: the queueing system holds the job (it shows QUEUED);
+    otherwise the job is PENDING with this reason (e.g. its pods are not scheduled yet).
+    The runtime adds `since` (when it first saw the code) to make a `PendingReason`."""
+
+    code: str
+    message: str
+    queued: bool = True
 
 
 class QueueView(Protocol):
@@ -29,11 +40,14 @@ class QueueView(Protocol):
     def note_event(self, job_id: str, event: dict) -> bool:
         """Look at an event of the job; True when it changes why the job waits."""
 
-    def waiting(self, job_id: str, job: dict) -> PendingReason | None:
+    def waiting(self, job_id: str, job: dict) -> Waiting | None:
         """Why the job waits for the queueing system, or None when it does not."""
 
     def stop_settled(self, job_id: str, job: dict) -> bool:
         """A stopped job can no longer be started by the queueing system."""
+
+    def to_hold(self, job_id: str, job: dict) -> str | None:
+        """For a held job: the queueing object still to deactivate (an active Workload)."""
 
 
 class NoQueue:
@@ -50,11 +64,14 @@ class NoQueue:
     def note_event(self, job_id: str, event: dict) -> bool:
         return False
 
-    def waiting(self, job_id: str, job: dict) -> PendingReason | None:
+    def waiting(self, job_id: str, job: dict) -> Waiting | None:
         return None
 
     def stop_settled(self, job_id: str, job: dict) -> bool:
         return True
+
+    def to_hold(self, job_id: str, job: dict) -> str | None:
+        return None
 
 
 def owner_job(obj: dict) -> tuple[str, str] | None:

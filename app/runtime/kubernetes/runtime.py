@@ -32,7 +32,7 @@ from app.domain.errors import (
     PermissionDenied,
     RuntimeUnavailable,
 )
-from app.domain.jobs import Job, JobStatus, PodPhase, utcnow
+from app.domain.jobs import Job, JobStatus, PodPhase, Resources, utcnow
 from app.domain.pools import ResourcePool
 from app.runtime.base import JobUpdate, Terminal
 from app.runtime.kubernetes.archive import LogArchive
@@ -44,20 +44,25 @@ from app.runtime.kubernetes.kueue import DEACTIVATE, KueueView
 from app.runtime.kubernetes.kueue import GROUP as KUEUE_GROUP
 from app.runtime.kubernetes.kueue import JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
 from app.runtime.kubernetes.kueue import PLURAL as KUEUE_PLURAL
+from app.runtime.kubernetes.kueue import PRIORITY_CLASS_LABEL as KUEUE_PRIORITY_CLASS_LABEL
 from app.runtime.kubernetes.kueue import VERSION as KUEUE_VERSION
 from app.runtime.kubernetes.logs import PodLogs
 from app.runtime.kubernetes.manifests import (
     CONTAINER,
+    HELD_ANNOTATION,
     JOB_ID_LABEL,
+    KUEUE_QUEUE_LABEL,
     STOP_ANNOTATION,
     headless_service,
     job_manifest,
     selector,
 )
+from app.runtime.kubernetes.nodes import Nodes
 from app.runtime.kubernetes.options import KubernetesPoolOptions
 from app.runtime.kubernetes.queueing import NoQueue, QueueView, owner_job
 from app.runtime.kubernetes.terminal import ExecTerminal
-from app.runtime.kubernetes.translate import pod_of
+from app.runtime.kubernetes.translate import is_held, pod_of
+from app.runtime.kubernetes.visibility import QueuePositions
 from app.runtime.kubernetes.volcano import GROUP as VOLCANO_GROUP
 from app.runtime.kubernetes.volcano import VERSION as VOLCANO_VERSION
 from app.runtime.kubernetes.volcano import VolcanoView
@@ -103,7 +108,13 @@ class KubernetesRuntime:
             end_attempt=lambda job_id: self._spawn(self._end_attempt(job_id)),
             start_attempt=lambda job_id, attempt: self._spawn(self._start_attempt(job_id, attempt)),
             set_deadline=lambda job_id, seconds: self._spawn(self._set_deadline(job_id, seconds)),
+            hold_queued=lambda job_id, name: self._spawn(self._hold_workload(job_id, name)),
         )
+        self._nodes = Nodes(node_selector=self.options.node_selector, pool_id=pool.id)
+        self._positions: QueuePositions | None = None
+        # Held jobs -> their Workloads' deactivations (done or in flight): the watch may
+        # still show a Workload active for a moment, no reason to patch it again.
+        self._deactivations: dict[str, dict[str, asyncio.Task[None]]] = {}
         # The specs of the jobs not final yet (submitted here, or adopted at start), to run a
         # multi-replica job again; dropped when the job ends.
         self._specs: dict[str, Job] = {}
@@ -159,12 +170,24 @@ class KubernetesRuntime:
             ),
             asyncio.create_task(self._watch_events(), name=f"k8s-watch-events:{self.pool.id}"),
         ]
+        # On the unbounded client, as log follows: this long-lived watch must not take one
+        # of the connections the job, pod and event watches and the calls share.
+        self._tasks.append(asyncio.create_task(
+            self._nodes.run(self._log_api), name=f"k8s-watch-nodes:{self.pool.id}"))
+        if self.options.queueing == "kueue":
+            self._positions = QueuePositions(self._api, namespace=self.namespace,
+                                             pool_id=self.pool.id)
         if self._queue.resource is not None:
             self._tasks.append(asyncio.create_task(
                 self._watch(self._queue.resource, self._list_queue_objects, QUEUE_SELECTORS.get(
-                    self.options.queueing), self._cache.on_queue_objects),
+                    self.options.queueing), self._on_queue_objects),
                 name=f"k8s-watch-{self._queue.resource}:{self.pool.id}",
             ))
+
+    def _on_queue_objects(self, kind: str, obj: dict) -> None:
+        if self._positions is not None:
+            self._positions.changed()  # a Workload changed: queue positions may have moved
+        self._cache.on_queue_objects(kind, obj)
 
     async def _watch(
         self, kind: str, list_call: ListCall, label_selector: str | None, apply: Apply
@@ -319,9 +342,9 @@ class KubernetesRuntime:
         else:
             self._cache.stops.discard(job_id)
 
-    async def _patch_job(self, job_id: str, patch: dict) -> None:
+    async def _patch_job(self, job_id: str, patch: dict, *, what: str = "stop") -> None:
         await call(
-            f"stop Job {job_id}",
+            f"{what} Job {job_id}",
             lambda: self.batch.patch_namespaced_job(
                 job_id, self.namespace, patch, _request_timeout=REQUEST_TIMEOUT
             ),
@@ -372,11 +395,153 @@ class KubernetesRuntime:
             ),
         )
 
+    # -- steering waiting jobs (hold, release, reorder) -----------------------------------
+
+    async def hold(self, job: Job) -> None:
+        """Keep a waiting job from starting. Kueue pools: the Job is marked held and its
+        Workload set `spec.active: false` — Kueue's way to deactivate a Workload: it is
+        taken out of its ClusterQueue (evicted, `Deactivated`), never admitted while
+        inactive (a Workload Kueue has not made yet is deactivated when it appears). Other
+        pools: the Job is suspended (batch/v1 `spec.suspend`; its pending pods go)."""
+        job_id = job.job_id
+        marked = {"metadata": {"annotations": {HELD_ANNOTATION: "true"}}}
+        if self.options.queueing != "kueue":
+            await self._patch_job(job_id, {**marked, "spec": {"suspend": True}}, what="hold")
+            return
+        await self._patch_job(job_id, marked, what="hold")
+        for workload in await self._workloads_of(job_id, what="hold"):
+            if (workload.get("spec") or {}).get("active", True) is not False:
+                await self._deactivate_held(job_id, workload["metadata"]["name"])
+
+    async def release(self, job: Job) -> None:
+        """Let a held job start again, in its place: Kueue orders a ClusterQueue by priority,
+        then by the Workload's creation time (workload.go GetQueueOrderTimestamp), which a
+        reactivation keeps ("The workload was reactivated"). Other pools: unsuspended."""
+        job_id = job.job_id
+        unmarked = {"metadata": {"annotations": {HELD_ANNOTATION: None}}}
+        if self.options.queueing != "kueue":
+            await self._patch_job(job_id, {**unmarked, "spec": {"suspend": False}},
+                                  what="release")
+            return
+        await self._patch_job(job_id, unmarked, what="release")
+        self._deactivations.pop(job_id, None)
+        for workload in await self._workloads_of(job_id, what="release"):
+            if (workload.get("spec") or {}).get("active", True) is False:
+                await self._set_active(job_id, workload["metadata"]["name"], active=True)
+
+    async def reorder(self, job: Job) -> None:
+        """Give a waiting job its new priority and queue. Kueue pools: the Job's
+        `kueue.x-k8s.io/priority-class` label (Kueue copies the class and its value to the
+        Workload, jobframework UpdateWorkloadPriority) and `kueue.x-k8s.io/queue-name`
+        label (Kueue moves a suspended Job's Workload to that LocalQueue, QueueNameChange).
+        Kueue's webhook refuses a queue change once the Job runs and the removal of a class:
+        a Conflict. Elsewhere the priority and queue live in the pod template, which a
+        batch/v1 Job does not let change: a Conflict."""
+        if self.options.queueing != "kueue":
+            raise Conflict(
+                f"pool {self.pool.id!r} ({self.options.queueing}) cannot re-order a waiting "
+                f"job: its priority and queue are in the Job's pod template, which Kubernetes "
+                f"does not let change; stop it and submit it again (rerun)")
+        current = await self._read_job(job.job_id)
+        labels = current.get("metadata", {}).get("labels") or {}
+        patch: dict[str, Any] = {}
+        if labels.get(KUEUE_QUEUE_LABEL) != job.queue:
+            patch[KUEUE_QUEUE_LABEL] = job.queue
+        priority_class = self.options.priority_class(job.spec.priority)
+        old_class = labels.get(KUEUE_PRIORITY_CLASS_LABEL)
+        if priority_class != old_class:
+            if priority_class is None:
+                lowest = self.options.priority_classes[0]
+                raise Conflict(
+                    f"job {job.job_id} has the WorkloadPriorityClass {old_class!r}, and Kueue "
+                    f"does not let a Job lose its class: priority {job.spec.priority} is below "
+                    f"the pool's lowest class {lowest.name!r} ({lowest.value})",
+                    field="priority")
+            patch[KUEUE_PRIORITY_CLASS_LABEL] = priority_class
+        if patch:
+            await self._patch_job(job.job_id, {"metadata": {"labels": patch}}, what="re-order")
+
+    async def _read_job(self, job_id: str) -> dict:
+        return self._cache.jobs.get(job_id) or self._as_dict(await call(
+            f"read Job {job_id}",
+            lambda: self.batch.read_namespaced_job(job_id, self.namespace,
+                                                   _request_timeout=REQUEST_TIMEOUT),
+        ))
+
+    async def _workloads_of(self, job_id: str, *, what: str) -> list[dict]:
+        """The Workloads Kueue made for this Job (listed: the cache may lag behind)."""
+        uid = (await self._read_job(job_id))["metadata"]["uid"]
+        try:
+            listing = await call(
+                f"{what} {job_id}: list its Workloads",
+                lambda: self.custom.list_namespaced_custom_object(
+                    KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL,
+                    label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}", _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        except NotFound:
+            raise Conflict(
+                f"{what} {job_id}: pool {self.pool.id!r} uses Kueue, but its cluster serves no "
+                f"{KUEUE_PLURAL}.{KUEUE_GROUP}/{KUEUE_VERSION}; install Kueue v0.19 or later"
+            ) from None
+        return [w for w in listing["items"] if owner_job(w) == (job_id, uid)]
+
+    async def _set_active(self, job_id: str, workload: str, *, active: bool) -> None:
+        await call(
+            f"{'activate' if active else 'deactivate'} Workload {workload} of Job {job_id}",
+            lambda: self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
+                KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL, workload,
+                {"spec": {"active": active}},
+                _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+
+    def _deactivate_held(self, job_id: str, workload: str) -> asyncio.Task[None]:
+        """Deactivate a held job's Workload once (a failed try is forgotten, to be made again)."""
+        tasks = self._deactivations.setdefault(job_id, {})
+        task = tasks.get(workload)
+        if task is None or (task.done() and (task.cancelled() or task.exception())):
+            task = self._spawn(self._set_active(job_id, workload, active=False))
+            tasks[workload] = task
+        return task
+
+    async def _hold_workload(self, job_id: str, workload: str) -> None:
+        """A held Job's Workload appeared active (made after the hold): deactivate it."""
+        job = self._cache.jobs.get(job_id)
+        if job is None or not is_held(job):
+            return
+        try:
+            await self._deactivate_held(job_id, workload)
+        except DomainError as error:  # tried again at the job's next change
+            log.warning("k8s.hold_failed", job_id=job_id, workload=workload, error=error.message)
+
+    async def queue_positions(self, jobs: Sequence[Job]) -> dict[str, int] | None:
+        """Kueue pools: each waiting job's 1-based place in its LocalQueue, from Kueue's
+        visibility API (jobs it does not list, or all when the API is absent: no position).
+        Other Kubernetes pools: no positions (the scheduler's order is not known here)."""
+        if self._positions is None or not jobs:
+            return {}
+        return await self._positions.positions(jobs)
+
+    def next_queue_change(self) -> asyncio.Event:
+        """Set at the next change Kueue makes to a Workload (positions may move)."""
+        return self._positions.next_change() if self._positions else asyncio.Event()
+
+    def next_node_change(self) -> asyncio.Event:
+        """Set at the next change of the cluster's nodes."""
+        return self._nodes.next_change()
+
+    async def largest_node(self) -> Resources | None:
+        """The most any one of the pool's nodes can give of cpu, memory and GPUs (nodes.py);
+        None when unknown."""
+        return await self._nodes.largest()
+
     def _as_dict(self, obj: Any) -> dict:
         assert self._api is not None  # started
         return self._api.sanitize_for_serialization(obj)
 
     async def delete(self, job_id: str) -> None:
+        self._deactivations.pop(job_id, None)
         self._cache.deleting.add(job_id)
         try:
             await self._delete_job(job_id, quiet=False)

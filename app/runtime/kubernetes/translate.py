@@ -8,15 +8,17 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from app.domain.jobs import EventType, JobEvent, JobStatus, PendingReason, Pod, PodPhase
+from app.domain.jobs import EventType, JobEvent, JobStatus, Pod, PodPhase
 from app.runtime.kubernetes.manifests import (
     ATTEMPT_ANNOTATION,
     ATTEMPTS_ANNOTATION,
     CONTAINER,
+    HELD_ANNOTATION,
     JOB_ID_LABEL,
     STOP_ANNOTATION,
     TIMEOUT_ANNOTATION,
 )
+from app.runtime.kubernetes.queueing import Waiting
 
 # Waiting reasons that mean "this will not start by itself".
 STUCK_REASONS = frozenset(
@@ -106,7 +108,7 @@ class JobState:
     exit_code: int | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
-    pending: PendingReason | None = None  # why a QUEUED job waits
+    pending: Waiting | None = None  # why a QUEUED or PENDING job waits
 
 
 def _condition(job: dict, kind: str) -> dict | None:
@@ -117,11 +119,12 @@ def _condition(job: dict, kind: str) -> dict | None:
 
 
 def job_state(
-    job: dict, pods: list[Pod], *, waiting: PendingReason | None = None, stop_settled: bool = True
+    job: dict, pods: list[Pod], *, waiting: Waiting | None = None, stop_settled: bool = True
 ) -> JobState:
     """suspended = QUEUED, pods pending = PENDING, running = RUNNING, Complete = SUCCEEDED,
-    Failed = FAILED (with the reason). `waiting` is why the pool's queueing system holds the
-    job (a suspended Job under Kueue, an unschedulable gang under Volcano): QUEUED with it.
+    Failed = FAILED (with the reason). `waiting` is why the job waits: when the pool's
+    queueing system holds it (`queued`: a suspended Job under Kueue, an unschedulable gang
+    under Volcano) it is QUEUED with it, otherwise a PENDING job carries it (unscheduled pods).
     A stop request ends STOPPED once the Job is suspended, no pod is left and (`stop_settled`)
     the queueing system will not start it again."""
     status = job.get("status") or {}
@@ -147,13 +150,47 @@ def job_state(
             return JobState(JobStatus.STOPPED, "stopped by request", None, started, None)
         return JobState(JobStatus.STOPPING, None, None, started)
     running = any(p.phase is PodPhase.RUNNING for p in pods)
-    if spec.get("suspend") or (waiting is not None and not running):
+    if spec.get("suspend") or (waiting is not None and waiting.queued and not running):
         reason = waiting.message if waiting is not None else "waiting for admission"
         return JobState(JobStatus.QUEUED, reason, None, started, pending=waiting)
     if running:
         return JobState(JobStatus.RUNNING, None, None, started)
     stuck = next((p.reason for p in live if p.reason and p.reason.split(":")[0] in STUCK_REASONS), None)
-    return JobState(JobStatus.PENDING, stuck, None, started)
+    return JobState(JobStatus.PENDING, stuck, None, started, pending=waiting)
+
+
+def is_held(job: dict) -> bool:
+    return ((job.get("metadata") or {}).get("annotations") or {}).get(HELD_ANNOTATION) == "true"
+
+
+def unscheduled(pod: dict) -> bool:
+    """Not bound to a node, not being deleted, not ended."""
+    return not (pod.get("spec") or {}).get("nodeName") and not (
+        pod.get("metadata") or {}).get("deletionTimestamp") and (
+        pod.get("status") or {}).get("phase") in (None, "Pending")
+
+
+def unschedulable(pods: list[dict], failed_scheduling: dict[str, str]) -> Waiting | None:
+    """UNSCHEDULABLE while a pod of the job cannot be placed. The kube-scheduler's
+    handleSchedulingFailure (pkg/scheduler/schedule_one.go) writes a Warning
+    `FailedScheduling` event with the fit error ("0/8 nodes are available: 8 Insufficient
+    nvidia.com/gpu. ...") and sets the pod's `PodScheduled=False` condition, reason
+    `Unschedulable`, with the same message (the event's is cut at 1024 bytes). The condition
+    is state (it outlives the event's one-hour TTL and goes once the pod is bound); the
+    event (`failed_scheduling`: pod name -> its latest message) covers a scheduler that
+    writes only events."""
+    for pod in pods:
+        if not unscheduled(pod):
+            continue
+        for cond in (pod.get("status") or {}).get("conditions") or []:
+            if (cond.get("type") == "PodScheduled" and cond.get("status") == "False"
+                    and cond.get("reason") == "Unschedulable"):
+                return Waiting("UNSCHEDULABLE", cond.get("message") or "Unschedulable",
+                               queued=False)
+        message = failed_scheduling.get(pod["metadata"]["name"])
+        if message:
+            return Waiting("UNSCHEDULABLE", message, queued=False)
+    return None
 
 
 # Failures after which a multi-replica job is run again (a rank's non-zero exit matched the

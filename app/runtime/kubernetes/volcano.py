@@ -9,8 +9,7 @@ condition `Unschedulable` (pkg/scheduler/plugins/gang/gang.go): the job is QUEUE
 
 from __future__ import annotations
 
-from app.domain.jobs import PendingReason
-from app.runtime.kubernetes.queueing import OwnedObjects, condition
+from app.runtime.kubernetes.queueing import OwnedObjects, Waiting, condition
 
 GROUP = "scheduling.volcano.sh"
 VERSION = "v1beta1"
@@ -37,19 +36,36 @@ class VolcanoView:
     def note_event(self, job_id: str, event: dict) -> bool:
         return False
 
-    def waiting(self, job_id: str, job: dict) -> PendingReason | None:
+    def waiting(self, job_id: str, job: dict) -> Waiting | None:
         if self.missing is not None:
             # No Volcano: nothing schedules pods that name it.
-            return PendingReason("QUEUEING_NOT_INSTALLED", self.missing)
+            return Waiting("QUEUEING_NOT_INSTALLED", self.missing)
+        if (job.get("spec") or {}).get("suspend"):
+            return None  # no pods, no PodGroup: stopped (or suspended by someone else)
         podgroup = self.podgroups.of_job(job_id, job)
-        if podgroup is None or (podgroup.get("status") or {}).get("phase") not in WAITING_PHASES:
+        if podgroup is None:
+            # The podgroup controller makes it once the Job controller has made the pods.
+            return Waiting("SUBMITTING", "Volcano has not created the job's PodGroup yet",
+                           queued=False)
+        status = podgroup.get("status") or {}
+        phase = status.get("phase")
+        if phase not in WAITING_PHASES:
             return None
         unschedulable = condition(podgroup, "Unschedulable")
-        if unschedulable is None or unschedulable.get("status") != "True":
-            return None
-        reason = unschedulable.get("reason") or "Unschedulable"
-        message = unschedulable.get("message") or ""
-        return PendingReason("GANG_UNSCHEDULABLE", f"{reason}: {message}".rstrip(": "))
+        if unschedulable is not None and unschedulable.get("status") == "True":
+            # The gang plugin's verdict (pkg/scheduler/plugins/gang/gang.go OnSessionClose):
+            # fewer than minMember pods fit, so none is bound. The job is QUEUED with it.
+            reason = unschedulable.get("reason") or "Unschedulable"
+            message = unschedulable.get("message") or ""
+            return Waiting("GANG_NOT_READY", f"{reason}: {message}".rstrip(": "))
+        # Not judged by the scheduler yet (or the enqueue action keeps it Pending).
+        members = (podgroup.get("spec") or {}).get("minMember", 1)
+        return Waiting("GANG_NOT_READY",
+                       f"PodGroup {podgroup['metadata']['name']} is {phase}: waiting for "
+                       f"Volcano to place {members} pod(s) together", queued=False)
 
     def stop_settled(self, job_id: str, job: dict) -> bool:
         return True
+
+    def to_hold(self, job_id: str, job: dict) -> str | None:
+        return None
