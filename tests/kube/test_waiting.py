@@ -349,6 +349,12 @@ async def test_a_held_job_on_a_plain_pool_is_suspended_until_released(tmp_path):
         await until(h, lambda: reason_of(h, job.job_id) == ("UNSCHEDULABLE", NO_GPU))
         with pytest.raises(Conflict, match="pod template"):
             await h.runtime.reorder(_respec(job, priority=100))
+        # A stopped job is never resumed by a (late) release.
+        await h.runtime.stop(job.job_id)
+        with pytest.raises(Conflict, match="being stopped"):
+            await h.runtime.release(job)
+        await h.status(job.job_id, JobStatus.STOPPED)
+        assert fake.job(job.job_id)["spec"]["suspend"] is True
 
 
 async def test_volcano_reasons_gang_not_ready(tmp_path):

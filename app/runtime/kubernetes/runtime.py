@@ -418,6 +418,11 @@ class KubernetesRuntime:
         then by the Workload's creation time (workload.go GetQueueOrderTimestamp), which a
         reactivation keeps ("The workload was reactivated"). Other pools: unsuspended."""
         job_id = job.job_id
+        current = await self._read_job(job_id, fresh=True)  # the watch may lag a stop
+        annotations = (current.get("metadata") or {}).get("annotations") or {}
+        if annotations.get(STOP_ANNOTATION) == "true":
+            # Stopped (it is suspended, its Workload inactive for that): never resumed here.
+            raise Conflict(f"job {job_id} is being stopped: it cannot be released")
         unmarked = {"metadata": {"annotations": {HELD_ANNOTATION: None}}}
         if self.options.queueing != "kueue":
             await self._patch_job(job_id, {**unmarked, "spec": {"suspend": False}},
@@ -442,7 +447,7 @@ class KubernetesRuntime:
                 f"pool {self.pool.id!r} ({self.options.queueing}) cannot re-order a waiting "
                 f"job: its priority and queue are in the Job's pod template, which Kubernetes "
                 f"does not let change; stop it and submit it again (rerun)")
-        current = await self._read_job(job.job_id)
+        current = await self._read_job(job.job_id, fresh=True)  # an earlier re-order may lag
         labels = current.get("metadata", {}).get("labels") or {}
         patch: dict[str, Any] = {}
         if labels.get(KUEUE_QUEUE_LABEL) != job.queue:
@@ -451,18 +456,20 @@ class KubernetesRuntime:
         old_class = labels.get(KUEUE_PRIORITY_CLASS_LABEL)
         if priority_class != old_class:
             if priority_class is None:
-                lowest = self.options.priority_classes[0]
+                classes = self.options.priority_classes
+                below = (f"priority {job.spec.priority} is below the pool's lowest class "
+                         f"{classes[0].name!r} ({classes[0].value})" if classes
+                         else "the pool names no priority classes now")
                 raise Conflict(
                     f"job {job.job_id} has the WorkloadPriorityClass {old_class!r}, and Kueue "
-                    f"does not let a Job lose its class: priority {job.spec.priority} is below "
-                    f"the pool's lowest class {lowest.name!r} ({lowest.value})",
-                    field="priority")
+                    f"does not let a Job lose its class: {below}", field="priority")
             patch[KUEUE_PRIORITY_CLASS_LABEL] = priority_class
         if patch:
             await self._patch_job(job.job_id, {"metadata": {"labels": patch}}, what="re-order")
 
-    async def _read_job(self, job_id: str) -> dict:
-        return self._cache.jobs.get(job_id) or self._as_dict(await call(
+    async def _read_job(self, job_id: str, *, fresh: bool = False) -> dict:
+        cached = None if fresh else self._cache.jobs.get(job_id)
+        return cached or self._as_dict(await call(
             f"read Job {job_id}",
             lambda: self.batch.read_namespaced_job(job_id, self.namespace,
                                                    _request_timeout=REQUEST_TIMEOUT),
