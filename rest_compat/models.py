@@ -26,7 +26,7 @@ class ErrorEnvelope(_Open):
     success: bool = False
     data: None = None
     message: str = Field(description="What is wrong, and how to fix it.")
-    code: str = Field(description="BAD_REQUEST, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, CONFLICT, RUNTIME_UNAVAILABLE ...")
+    code: str = Field(description="BAD_REQUEST, INVALID_ARGUMENT, UNAUTHENTICATED, NOT_FOUND, CONFLICT, EXCEEDS_POOL_CAPACITY, RUNTIME_UNAVAILABLE ...")
     field: str | None = None
 
 
@@ -168,6 +168,21 @@ class CreatedJob(_Open):
     jobStatus: str = Field(description=_JOB_STATUS)
 
 
+class RerunJobRequest(_Open):
+    """POST /api/jobs/{jobId}/rerun: what to change; an empty body (or none) runs the job
+    again as it was. Other fields are refused (400)."""
+
+    priority: str | int | None = Field(None, description="low, normal, high, urgent or a number.")
+    queue: str | None = Field(None, description="Another queue of the job's pool.")
+    envs: list[EnvVar] | None = Field(None, description=(
+        "Merged by name: each replaces the old job's variable of that name, or is added; "
+        "the others are kept."))
+
+
+class RerunJob(CreatedJob):
+    rerunOf: str = Field(description="The job it was run again from.")
+
+
 class StoppedJob(_Open):
     jobId: str
     jobName: str
@@ -235,7 +250,7 @@ class LoggedOut(_Open):
 
 
 CREATE_SHAPES = (FlatCreateRequest, TaskParamsRequest)
-REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES, LoginRequest)
+REQUEST_MODELS = (ListJobsRequest, *CREATE_SHAPES, RerunJobRequest, LoginRequest)
 
 
 class CurrentUser(BaseModel):

@@ -30,7 +30,7 @@ DELETED = "任务已删除"
 
 # Operation per route; start-up fails if the document lacks one (see Operations.load).
 ROUTE_OPERATIONS = (
-    "RestListJobs", "RestGetJob", "RestCreateJob", "RestStopJob", "RestDeleteJob",
+    "RestListJobs", "RestGetJob", "RestCreateJob", "RestRerunJob", "RestStopJob", "RestDeleteJob",
     "RestJobEvents", "RestPodLogs", "RestFollowPodLogs", "RestOpenWebTerminal",
     "RestCurrentUser",
 )
@@ -112,6 +112,23 @@ def rest_router(operations: Operations) -> APIRouter:
         variables = {"input": shapes.create_input(
             body, idempotency_key=request.headers.get("idempotency-key"))}
         payload = await run("RestCreateJob", variables, context, field="createJob",
+                            invalid_argument=INVALID_SPEC_STATUS)
+        return ok(shapes.legacy_job(payload["job"]), CREATED)
+
+    @router.post("/jobs/{jobId}/rerun", summary="Run an ended job again (a new job from its spec)",
+        response_model=models.Envelope[models.RerunJob],
+        responses={
+            403: {"model": models.ErrorEnvelope, "description": "Shared with you read-only"},
+            409: {"model": models.ErrorEnvelope, "description": "The job has not ended"},
+            422: {"model": models.ErrorEnvelope, "description": "Invalid overrides, or the job no longer fits"},
+        },
+        openapi_extra=_body_doc(models.RerunJobRequest),
+    )
+    async def rerun_job(jobId: str, request: Request, context: Context) -> dict[str, Any]:
+        body = await json_body(request)
+        variables = {"input": shapes.rerun_input(
+            jobId, body, idempotency_key=request.headers.get("idempotency-key"))}
+        payload = await run("RestRerunJob", variables, context, field="rerunJob",
                             invalid_argument=INVALID_SPEC_STATUS)
         return ok(shapes.legacy_job(payload["job"]), CREATED)
 

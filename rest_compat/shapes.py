@@ -256,6 +256,35 @@ def create_input(body: dict[str, Any], *, idempotency_key: str | None = None) ->
     return {k: v for k, v in translated.items() if v is not None}
 
 
+# -- rerun ------------------------------------------------------------------------------
+
+RERUN_FIELDS = ("priority", "queue", "envs")
+
+
+def rerun_input(
+    job_id: str, body: dict[str, Any], *, idempotency_key: str | None = None
+) -> dict[str, Any]:
+    """The `RerunJobInput`: the body's `priority` (a number or a word), `queue` and `envs`
+    are the overrides; anything else is refused rather than silently not changed."""
+    other = sorted(k for k in body if k not in RERUN_FIELDS)
+    if other:
+        raise bad_request(
+            f"a rerun changes only {', '.join(RERUN_FIELDS)}; {', '.join(other)} cannot be "
+            "changed (create a new job for that)", field=other[0],
+        )
+    overrides = {
+        "priority": _priority(body.get("priority")),
+        "queue": body.get("queue"),
+        "envs": _asked(body.get("envs")),
+    }
+    translated: dict[str, Any] = {
+        "jobId": job_id, "overrides": {k: v for k, v in overrides.items() if v is not None},
+    }
+    if idempotency_key:
+        translated["idempotencyKey"] = idempotency_key
+    return translated
+
+
 # -- results ----------------------------------------------------------------------------
 
 def legacy_job(job: dict[str, Any]) -> dict[str, Any]:

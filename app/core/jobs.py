@@ -34,6 +34,7 @@ from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, new_job_id
 from app.domain.limits import SizeLimits
 from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.domain.principal import Principal
+from app.domain.rerun import RerunOverrides, describe, rerun_draft
 from app.domain.validation import (
     JobSpecDraft,
     check_groups,
@@ -231,11 +232,50 @@ class JobService:
         idempotency_key: str | None = None,
         shared_with: tuple[str, ...] = (),
     ) -> Job:
+        return await self._create(
+            actor=actor, draft=draft, idempotency_key=idempotency_key, shared_with=shared_with
+        )
+
+    async def rerun(
+        self,
+        *,
+        actor: Principal,
+        job_id: str,
+        overrides: RerunOverrides,
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """A new job from an ended job's spec, with `overrides`, through the same path as
+        a create. The owner or an admin may; the new job is the caller's, shared with
+        no one, and names the old one in `rerun_of`."""
+        old = await self._for_action(actor=actor, job_id=job_id, action="job.rerun")
+        if not old.status.is_final:
+            raise Conflict(
+                f"job {job_id!r} is still {old.status.value}; only a job that has ended "
+                "(SUCCEEDED, FAILED or STOPPED) can be run again: wait for it or stop it",
+                field="jobId",
+            )
+        return await self._create(
+            actor=actor, draft=rerun_draft(old.spec, overrides),
+            idempotency_key=idempotency_key, rerun_of=old.job_id,
+            action="job.rerun", detail=describe(old.job_id, overrides),
+        )
+
+    async def _create(
+        self,
+        *,
+        actor: Principal,
+        draft: JobSpecDraft,
+        idempotency_key: str | None,
+        shared_with: tuple[str, ...] = (),
+        rerun_of: str | None = None,
+        action: str = "job.create",
+        detail: str | None = None,
+    ) -> Job:
         key = check_idempotency_key(idempotency_key)
         pool, queue = self.pools.resolve(draft.resource_pool_id, draft.queue)
         if not pool.usable_by(groups=actor.groups, is_admin=actor.is_admin):
             await self._refuse(
-                actor, "job.create", None,
+                actor, action, rerun_of,
                 PermissionDenied(
                     f"pool {pool.id!r} is for the groups {', '.join(pool.allowed_groups)}; "
                     "ask an administrator to add you to one of them",
@@ -253,13 +293,16 @@ class JobService:
         # the pool shrank meanwhile.
         await ensure_fits(spec=spec, pool=pool, runtime=runtime)
         job = Job(
-            job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key, shared_with=groups
+            job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key,
+            shared_with=groups, rerun_of=rerun_of,
         )
         runtime.validate(job)
         try:
             async with self.db.transaction() as session:
                 await JobRepository(session).add(job)
-                await audit.record(session, actor=actor, action="job.create", job_id=job.job_id)
+                await audit.record(
+                    session, actor=actor, action=action, job_id=job.job_id, detail=detail
+                )
                 await self.broker.publish_job(job, within=session)
         except IntegrityError:
             # Two creates with one idempotency key raced; the other one won.

@@ -8,6 +8,7 @@ from strawberry.scalars import JSON
 from app.domain.audit import AuditFilter
 from app.domain.errors import ValidationFailed
 from app.domain.listing import JobFilter
+from app.domain.rerun import RerunOverrides
 from app.domain.validation import JobSpecDraft
 from app.graphql.types import JobStatus
 
@@ -73,6 +74,35 @@ class CreateJobInput:
         )
 
 
+@strawberry.input(description="What to change in the rerun; anything omitted stays as it was.")
+class RerunOverridesInput:
+    priority: int | None = strawberry.field(default=None, description="Higher starts first.")
+    queue: str | None = strawberry.field(
+        default=None, description="Another queue of the same pool."
+    )
+    envs: list[EnvVarInput] | None = strawberry.field(
+        default=None,
+        description="Merged by name: each replaces the old job's variable of that name, or "
+        "is added; the old job's other variables are kept (none can be removed here).",
+    )
+
+    def to_overrides(self) -> RerunOverrides:
+        envs = None if self.envs is None else tuple((e.name, e.value) for e in self.envs)
+        return RerunOverrides(priority=self.priority, queue=self.queue, envs=envs)
+
+
+@strawberry.input
+class RerunJobInput:
+    job_id: strawberry.ID = strawberry.field(description="A job that has ended (any final status).")
+    overrides: RerunOverridesInput | None = None
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="The same key from the same user returns the existing job."
+    )
+
+    def to_overrides(self) -> RerunOverrides:
+        return self.overrides.to_overrides() if self.overrides else RerunOverrides()
+
+
 @strawberry.input
 class JobIdInput:
     job_id: strawberry.ID
@@ -94,7 +124,7 @@ class ShareJobInput:
 class AuditFilterInput:
     actor: str | None = None
     action: str | None = strawberry.field(
-        default=None, description="job.create, job.stop, job.delete, job.share, terminal.open, "
+        default=None, description="job.create, job.rerun, job.stop, job.delete, job.share, terminal.open, "
         "terminal.close, token.create, token.revoke, login, logout"
     )
     job_id: strawberry.ID | None = None

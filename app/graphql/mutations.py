@@ -7,13 +7,25 @@ from datetime import datetime
 import strawberry
 
 from app.graphql.errors import UserError, user_errors
-from app.graphql.inputs import CreateJobInput, JobIdInput, OpenWebTerminalInput, ShareJobInput
+from app.graphql.inputs import (
+    CreateJobInput,
+    JobIdInput,
+    OpenWebTerminalInput,
+    RerunJobInput,
+    ShareJobInput,
+)
 from app.graphql.types import Info, Job
 
 
 @strawberry.type
 class CreateJobPayload:
     job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class RerunJobPayload:
+    job: Job | None = strawberry.field(description="The new job; its `rerunOf` is the old one.")
     user_errors: list[UserError]
 
 
@@ -70,6 +82,23 @@ class Mutation:
             )
         )
         return CreateJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Run an ended job again: a new job from its spec with `overrides`, "
+        "checked like a create (pool access, capacity, limits). Its owner or an admin may; "
+        "the new job is the caller's and is shared with no one. A job that has not ended: "
+        "CONFLICT."
+    )
+    async def rerun_job(self, info: Info, input: RerunJobInput) -> RerunJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(
+            lambda: jobs.rerun(
+                actor=actor, job_id=input.job_id, overrides=input.to_overrides(),
+                idempotency_key=input.idempotency_key,
+            )
+        )
+        return RerunJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(
         description="Let the members of `groups` read the job (replacing earlier groups); "

@@ -107,6 +107,9 @@ class Job:
     shared_with_groups: list[str] = strawberry.field(
         description="Groups whose members may read the job."
     )
+    rerun_of: strawberry.ID | None = strawberry.field(
+        description="The job this one was run again from (`rerunJob`); null otherwise."
+    )
 
     @classmethod
     def of(cls, job: domain.Job) -> Job:
@@ -131,6 +134,7 @@ class Job:
             reason=job.reason,
             exit_code=job.exit_code,
             shared_with_groups=list(job.shared_with),
+            rerun_of=strawberry.ID(job.rerun_of) if job.rerun_of else None,
         )
 
     @strawberry.field
