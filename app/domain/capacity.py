@@ -19,9 +19,9 @@ from app.domain.jobs import JobSpec, Resources
 
 # (attribute of Resources, how it is counted in a message, the input field)
 _KINDS = (
-    ("cpus", "CPUs", "resources.cpus"),
+    ("cpus", "CPU", "resources.cpus"),
     ("memory_gib", "GiB of memory", "resources.memory"),
-    ("gpu", "GPUs", "resources.gpu"),
+    ("gpu", "GPU", "resources.gpu"),
 )
 
 
@@ -31,8 +31,11 @@ def _exact(value: float) -> Fraction:
     return Fraction(str(value))
 
 
-def _amount(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+def _amount(value: Fraction, unit: str) -> str:
+    """`8 GPUs`, `1 GPU`, `0 GPUs`, `0.5 CPUs`, `64 GiB of memory`."""
+    number = str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+    plural = "s" if unit in ("CPU", "GPU") and value != 1 else ""
+    return f"{number} {unit}{plural}"
 
 
 def _first_over(
@@ -60,20 +63,20 @@ def check_fits(
     if over:
         unit, field, each, most = over
         asked = (
-            f"its {replicas} replicas ask for {_amount(each * replicas)} {unit} together "
-            f"({_amount(each)} each)" if replicas > 1 else f"it asks for {_amount(each)} {unit}"
+            f"its {replicas} replicas ask for {_amount(each * replicas, unit)} together "
+            f"({_amount(each, unit)} each)" if replicas > 1 else f"it asks for {_amount(each, unit)}"
         )
         raise CapacityExceeded(
             f"the job can never run in pool {pool!r}: {asked}, and the pool has at most "
-            f"{_amount(most)} {unit} in all (its declared capacity)",
+            f"{_amount(most, unit)} in all (its declared capacity)",
             field=field,
         )
     over = _first_over(spec.resources, largest_node, times=1)
     if over:
         unit, field, each, most = over
         raise CapacityExceeded(
-            f"the job can never run in pool {pool!r}: each replica asks for {_amount(each)} "
-            f"{unit}, and the pool's largest node has at most {_amount(most)} {unit} "
-            "allocatable (a replica runs on one node)",
+            f"the job can never run in pool {pool!r}: each replica asks for "
+            f"{_amount(each, unit)}, and the pool's largest node has at most "
+            f"{_amount(most, unit)} allocatable (a replica runs on one node)",
             field=field,
         )

@@ -180,6 +180,18 @@ class Job:
         )
 
 
+@strawberry.type(
+    description="What a pool has in total (pools file `capacity`). A job whose replicas "
+    "together ask for more is refused with EXCEEDS_POOL_CAPACITY."
+)
+class PoolCapacity:
+    cpus: float | None = strawberry.field(description="Null: not declared, not checked.")
+    memory: float | None = strawberry.field(
+        description="GiB. Null: not declared, not checked."
+    )
+    gpu: int = strawberry.field(description="0 when the capacity names no GPUs.")
+
+
 @strawberry.type
 class ResourcePool:
     id: str
@@ -187,15 +199,21 @@ class ResourcePool:
     queues: list[str]
     max_concurrent_jobs: int | None
     allowed_groups: list[str] = strawberry.field(description="Empty: open to everyone.")
+    capacity: PoolCapacity | None = strawberry.field(
+        description="Null: the pool declares none (jobs are not checked against a total)."
+    )
 
     @classmethod
     def of(cls, pool: DomainPool) -> ResourcePool:
+        total = pool.capacity
         return cls(
             id=pool.id,
             runtime=pool.runtime,
             queues=list(pool.queues),
             max_concurrent_jobs=pool.max_concurrent_jobs,
             allowed_groups=list(pool.allowed_groups),
+            capacity=PoolCapacity(cpus=total.cpus, memory=total.memory_gib, gpu=total.gpu)
+            if total else None,
         )
 
 

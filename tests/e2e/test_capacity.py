@@ -82,7 +82,7 @@ async def test_graphql_refuses_more_than_the_pool_has_and_records_nothing(capaci
     assert errors == [{
         "field": "resources.gpu", "code": "EXCEEDS_POOL_CAPACITY",
         "message": "the job can never run in pool 'small': its 3 replicas ask for 3 GPUs "
-        "together (1 each), and the pool has at most 2 GPUs in all (its declared capacity)",
+        "together (1 GPU each), and the pool has at most 2 GPUs in all (its declared capacity)",
     }]
     errors = await create_errors(
         user, name="too big", command=[PY, "-c", "pass"], resourcePoolId="small",
@@ -119,6 +119,15 @@ async def test_a_pool_without_declared_capacity_is_not_checked(capacity):
     assert job["resourcePoolId"] == "local"
 
 
+async def test_pools_show_their_capacity(capacity):
+    user, _ = capacity.user("cap-pools")
+    pools = (await user.execute("{ resourcePools { id capacity { cpus memory gpu } } }"))["resourcePools"]
+    assert pools == [
+        {"id": "local", "capacity": None},
+        {"id": "small", "capacity": {"cpus": 4.0, "memory": 8.0, "gpu": 2}},
+    ]
+
+
 async def test_rest_refuses_it_with_422_and_records_nothing(capacity):
     user, rest = capacity.user("cap-rest")
     processes = capacity.processes_started()
@@ -129,6 +138,33 @@ async def test_rest_refuses_it_with_422_and_records_nothing(capacity):
     assert answer["code"] == "EXCEEDS_POOL_CAPACITY" and answer["field"] == "resources.cpus"
     assert answer["message"] == (
         "the job can never run in pool 'small': its 2 replicas ask for 5 CPUs together "
-        "(2.5 each), and the pool has at most 4 CPUs in all (its declared capacity)"
+        "(2.5 CPUs each), and the pool has at most 4 CPUs in all (its declared capacity)"
     )
     await nothing_recorded(capacity, user, "cap-rest", processes)
+
+
+async def test_a_retry_of_an_accepted_create_answers_its_job_after_the_pool_shrank(
+    server_factory, tmp_path
+):
+    """The capacity is checked after the idempotency key: a client retrying a create that
+    was accepted (its answer lost) gets its job, even if the pool's declared capacity has
+    since shrunk below it; a new job of that size is refused."""
+    pools = tmp_path / "pools.yaml"
+    pools.write_text(POOLS)
+    server = await server_factory(JOBGRAPH_POOLS_FILE=str(pools))
+    token = server.token("cap-retry")
+    server.start()
+    user = GraphQLClient(server.url, token)
+    try:
+        spec = {"command": [PY, "-c", "pass"], "resourcePoolId": "small", "resources": {"gpu": 2}}
+        job = await create_job(user, **spec, idempotencyKey="retry-me")
+        server.stop()
+        pools.write_text(POOLS.replace("gpu: 2}", "gpu: 1}"))
+        server.start()
+        again = await create_job(user, **spec, idempotencyKey="retry-me")
+        assert again["jobId"] == job["jobId"]
+        errors = await create_errors(user, name="new", **spec, idempotencyKey="another")
+        assert errors[0]["code"] == "EXCEEDS_POOL_CAPACITY"
+        assert "at most 1 GPU in all" in errors[0]["message"]
+    finally:
+        await user.close()

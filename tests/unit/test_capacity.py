@@ -37,7 +37,7 @@ def test_replicas_together_over_the_pool_are_refused_naming_resource_asked_and_m
     assert error.field == "resources.gpu"
     assert error.message == (
         "the job can never run in pool 'gpu': its 3 replicas ask for 12 GPUs together "
-        "(4 each), and the pool has at most 8 GPUs in all (its declared capacity)"
+        "(4 GPUs each), and the pool has at most 8 GPUs in all (its declared capacity)"
     )
     error = refusal(spec(memory=64.5), capacity=POOL)
     assert error.field == "resources.memory"
@@ -61,7 +61,12 @@ def test_what_is_not_declared_or_not_asked_is_not_checked():
 
 def test_no_gpus_declared_means_none():
     error = refusal(spec(gpu=1), capacity=Resources(cpus=16))
-    assert "at most 0 GPUs" in error.message
+    assert "it asks for 1 GPU, and the pool has at most 0 GPUs in all" in error.message
+
+
+def test_amounts_read_as_written():
+    error = refusal(spec(replicas=2, cpus=0.5), capacity=Resources(cpus=0.5))
+    assert "ask for 1 CPU together (0.5 CPUs each)" in error.message
 
 
 def test_one_replica_over_the_largest_node_is_refused():
