@@ -15,12 +15,14 @@ from typing import NoReturn
 
 import structlog
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import audit
 from app.core.broker import Broker
 from app.core.capacity import ensure_fits
 from app.core.log_window import LogWindow
 from app.core.pools import PoolCatalog
+from app.core.positions import queue_positions
 from app.core.runtimes import RuntimeRegistry
 from app.domain.errors import (
     Conflict,
@@ -30,20 +32,33 @@ from app.domain.errors import (
     RuntimeUnavailable,
     ValidationFailed,
 )
-from app.domain.jobs import EventType, Job, JobEvent, JobStatus, Pod, new_job_id, utcnow
+from app.domain.jobs import (
+    WAITING_STATUSES,
+    EventType,
+    Job,
+    JobEvent,
+    JobStatus,
+    PendingReason,
+    Pod,
+    new_job_id,
+    utcnow,
+)
 from app.domain.limits import SizeLimits
 from app.domain.listing import Audience, JobFilter, JobPage, PageRequest
 from app.domain.principal import Principal
+from app.domain.queueing import HELD, HELD_MESSAGE, SUBMITTING, SUBMITTING_MESSAGE
 from app.domain.rerun import RerunOverrides, describe, rerun_draft
 from app.domain.validation import (
     JobSpecDraft,
     check_groups,
     check_idempotency_key,
+    parse_priority,
     validate_spec,
 )
 from app.store.db import Database
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
+from app.store.waiting import WaitingRepository
 
 log = structlog.get_logger(__name__)
 
@@ -59,6 +74,25 @@ def _check_log_window(tail_lines: int | None, max_lines: int | None) -> None:
 
 def _not_found(job_id: str) -> NotFound:
     return NotFound(f"job {job_id!r} not found", field="jobId")
+
+
+def _no_longer_waits(job: Job, what: str) -> Conflict:
+    return Conflict(
+        f"job {job.job_id!r} is {job.status.value}: only a waiting (PENDING or QUEUED) job "
+        f"can be {what}",
+        field="jobId",
+    )
+
+
+async def _audit_undone(
+    session: AsyncSession, actor: Principal, action: str, job_id: str, error: Exception
+) -> None:
+    """An action recorded as allowed that the runtime then refused, and was undone."""
+    why = error.message if isinstance(error, DomainError) else repr(error)
+    await audit.record(
+        session, actor=actor, action=action, job_id=job_id, outcome=audit.REFUSED,
+        detail=f"undone: the runtime refused it: {why}",
+    )
 
 
 def _pod_not_found(job_id: str, pod_name: str) -> NotFound:
@@ -295,6 +329,7 @@ class JobService:
         job = Job(
             job_id=new_job_id(), owner=actor.user, spec=spec, idempotency_key=key,
             shared_with=groups, rerun_of=rerun_of,
+            pending_reason=PendingReason(SUBMITTING, SUBMITTING_MESSAGE),
         )
         runtime.validate(job)
         try:
@@ -368,6 +403,112 @@ class JobService:
                 detail=", ".join(groups) or "(no groups)",
             )
         return replace(job, shared_with=groups)
+
+    # -- waiting jobs: steer them, see where they stand ----------------------------------
+
+    async def update(
+        self, *, actor: Principal, job_id: str, priority: int | str | None = None,
+        queue: str | None = None,
+    ) -> Job:
+        """A waiting job's new priority and/or queue (one of its pool's); it starts in
+        the new order."""
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.update")
+        if priority is None and queue is None:
+            await self._refuse(actor, "job.update", job_id, ValidationFailed(
+                "nothing to change: give a priority, a queue or both", field="priority"))
+        try:
+            new_priority = job.spec.priority if priority is None else parse_priority(priority)
+            _, new_queue = self.pools.resolve(job.resource_pool_id, queue or job.queue)
+        except ValidationFailed as error:
+            await self._refuse(actor, "job.update", job_id, error)
+        await self._require_waiting(actor, job, "job.update", "re-ordered")
+        updated = replace(job, spec=replace(job.spec, priority=new_priority, queue=new_queue))
+        detail = f"priority {job.spec.priority} -> {new_priority}, queue {job.queue} -> {new_queue}"
+        async with self.db.transaction() as session:
+            if waits := await WaitingRepository(session).set_placement(job_id, updated.spec):
+                await audit.record(
+                    session, actor=actor, action="job.update", job_id=job_id, detail=detail
+                )
+                await self.broker.publish_job(updated, within=session)
+        if not waits:
+            await self._refuse_started(actor, job_id, "job.update", "re-ordered")
+        try:
+            await self.runtimes.for_pool(job.resource_pool_id).reorder(updated)
+        except Exception as error:
+            # The runtime did not take it (the job started meanwhile, or the runtime is
+            # away): the record says what really holds.
+            async with self.db.transaction() as session:
+                await WaitingRepository(session).set_placement(job_id, job.spec, only_waiting=False)
+                await _audit_undone(session, actor, "job.update", job_id, error)
+                await self.broker.publish_job(job, within=session)
+            raise
+        return updated
+
+    async def hold(self, *, actor: Principal, job_id: str) -> Job:
+        """Keep a waiting job from starting until it is released."""
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.hold")
+        await self._require_waiting(actor, job, "job.hold", "held")
+        was = job.pending_reason
+        # Held again: the reason keeps its `since`.
+        reason = was if was and was.code == HELD else PendingReason(HELD, HELD_MESSAGE)
+        held = replace(job, held=True, pending_reason=reason)
+        async with self.db.transaction() as session:
+            if waits := await WaitingRepository(session).set_held(job_id, True, reason=reason):
+                await audit.record(session, actor=actor, action="job.hold", job_id=job_id)
+                await self.broker.publish_job(held, within=session)
+        if not waits:
+            await self._refuse_started(actor, job_id, "job.hold", "held")
+        try:
+            # Told even when already held: a runtime that missed it (it was away) learns it.
+            await self.runtimes.for_pool(job.resource_pool_id).hold(held)
+        except Exception as error:
+            async with self.db.transaction() as session:
+                await WaitingRepository(session).undo_hold(job_id)
+                await _audit_undone(session, actor, "job.hold", job_id, error)
+                current = await JobRepository(session).get(job_id)
+                if current is not None:
+                    await self.broker.publish_job(current, within=session)
+            raise
+        return held
+
+    async def release(self, *, actor: Principal, job_id: str) -> Job:
+        """Let a held job start again, in its place (its arrival is unchanged)."""
+        job = await self._for_action(actor=actor, job_id=job_id, action="job.release")
+        await self._require_waiting(actor, job, "job.release", "released")
+        # The runtime says why it waits now (e.g. WAITING_FOR_SLOT) once it has it back;
+        # a job that was not held keeps its reason.
+        released = replace(job, held=False, pending_reason=None) if job.held else job
+        async with self.db.transaction() as session:
+            waits = not job.held or await WaitingRepository(session).set_held(
+                job_id, False, reason=None
+            )
+            if waits:
+                await audit.record(session, actor=actor, action="job.release", job_id=job_id)
+                if job.held:
+                    await self.broker.publish_job(released, within=session)
+        if not waits:
+            await self._refuse_started(actor, job_id, "job.release", "released")
+        # Told even when not held: a runtime that missed a release (it was away) learns it.
+        await self.runtimes.for_pool(job.resource_pool_id).release(released)
+        return released
+
+    async def queue_positions(self, *, jobs: Sequence[Job]) -> dict[str, int]:
+        """`queuePosition` of jobs already read (a DataLoader's batch); a job that does
+        not wait, is held, or whose runtime knows no position is missing."""
+        return await queue_positions(db=self.db, runtimes=self.runtimes, jobs=jobs)
+
+    async def _require_waiting(self, actor: Principal, job: Job, action: str, what: str) -> None:
+        if job.status not in WAITING_STATUSES:
+            await self._refuse(actor, action, job.job_id, _no_longer_waits(job, what))
+
+    async def _refuse_started(
+        self, actor: Principal, job_id: str, action: str, what: str
+    ) -> NoReturn:
+        """The job stopped waiting between the read and the write: say why, audited."""
+        async with self.db.reader() as session:
+            current = await JobRepository(session).get(job_id)
+        error = _no_longer_waits(current, what) if current else _not_found(job_id)
+        await self._refuse(actor, action, job_id, error)
 
     # -- helpers -------------------------------------------------------------------------
 

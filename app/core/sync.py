@@ -18,6 +18,7 @@ from app.core.broker import Broker
 from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
 from app.domain.jobs import WAITING_STATUSES, Job, JobStatus, PendingReason
+from app.domain.queueing import SUBMITTING
 from app.runtime.base import JobUpdate, Runtime
 from app.store.db import Database
 from app.store.events import EventRepository
@@ -59,7 +60,8 @@ def _pending_reason(job: Job, update: JobUpdate, status: JobStatus) -> PendingRe
         return None
     reported, current = update.pending_reason, job.pending_reason
     if reported is None:
-        return current
+        # Any word from the runtime about the job means it has accepted it.
+        return None if current is not None and current.code == SUBMITTING else current
     if current is not None and current.code == reported.code:
         return replace(current, message=reported.message)
     return reported

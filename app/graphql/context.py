@@ -8,7 +8,7 @@ from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
 from app.domain.errors import DomainError, Unauthenticated
-from app.domain.jobs import JobEvent, Pod
+from app.domain.jobs import Job, JobEvent, Pod
 from app.domain.principal import Principal
 from app.services import Services
 
@@ -24,11 +24,19 @@ class Loaders:
     def __init__(self, context: GraphQLContext, *, cache: bool = True) -> None:
         self.pods = DataLoader[str, list[Pod]](self._load_pods, cache=cache)
         self.events = DataLoader[EventsKey, list[JobEvent]](self._load_events, cache=cache)
+        self.queue_positions = DataLoader[Job, int | None](
+            self._load_positions, cache=cache, cache_key_fn=lambda job: job.job_id
+        )
         self._context = context
 
     async def _load_pods(self, job_ids: list[str]) -> list[list[Pod]]:
         pods = await self._context.services.jobs.pods_of(actor=self._context.actor, job_ids=job_ids)
         return [pods[job_id] for job_id in job_ids]
+
+    async def _load_positions(self, jobs: list[Job]) -> list[int | None]:
+        """Jobs already read as the actor: their positions need no further check."""
+        found = await self._context.services.jobs.queue_positions(jobs=jobs)
+        return [found.get(job.job_id) for job in jobs]
 
     async def _load_events(self, keys: list[EventsKey]) -> list[list[JobEvent] | BaseException]:
         windows: dict[tuple[datetime | None, datetime | None], list[str]] = {}

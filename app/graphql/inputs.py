@@ -109,6 +109,13 @@ class JobIdInput:
 
 
 @strawberry.input
+class UpdateJobInput:
+    job_id: strawberry.ID
+    priority: int | None = strawberry.field(default=None, description="Higher starts first.")
+    queue: str | None = strawberry.field(default=None, description="One of the pool's queues.")
+
+
+@strawberry.input
 class OpenWebTerminalInput:
     job_id: strawberry.ID
     pod_name: str
@@ -124,7 +131,8 @@ class ShareJobInput:
 class AuditFilterInput:
     actor: str | None = None
     action: str | None = strawberry.field(
-        default=None, description="job.create, job.rerun, job.stop, job.delete, job.share, terminal.open, "
+        default=None, description="job.create, job.rerun, job.stop, job.delete, job.share, "
+        "job.update, job.hold, job.release, terminal.open, "
         "terminal.close, token.create, token.revoke, login, logout"
     )
     job_id: strawberry.ID | None = None

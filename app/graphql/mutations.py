@@ -13,6 +13,7 @@ from app.graphql.inputs import (
     OpenWebTerminalInput,
     RerunJobInput,
     ShareJobInput,
+    UpdateJobInput,
 )
 from app.graphql.types import Info, Job
 
@@ -37,6 +38,24 @@ class StopJobPayload:
 
 @strawberry.type
 class ShareJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class UpdateJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class HoldJobPayload:
+    job: Job | None
+    user_errors: list[UserError]
+
+
+@strawberry.type
+class ReleaseJobPayload:
     job: Job | None
     user_errors: list[UserError]
 
@@ -118,6 +137,40 @@ class Mutation:
         jobs = info.context.services.jobs
         job, errors = await user_errors(lambda: jobs.stop(actor=actor, job_id=input.job_id))
         return StopJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(
+        description="A waiting (PENDING or QUEUED) job's new priority and/or queue; it starts "
+        "in the new order. Its owner or an admin; CONFLICT once it has started."
+    )
+    async def update_job(self, info: Info, input: UpdateJobInput) -> UpdateJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(
+            lambda: jobs.update(
+                actor=actor, job_id=input.job_id, priority=input.priority, queue=input.queue
+            )
+        )
+        return UpdateJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Keep a waiting job from starting (reason HELD) until releaseJob; it keeps "
+        "its place. Its owner or an admin; CONFLICT once it has started."
+    )
+    async def hold_job(self, info: Info, input: JobIdInput) -> HoldJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(lambda: jobs.hold(actor=actor, job_id=input.job_id))
+        return HoldJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+
+    @strawberry.mutation(
+        description="Let a held job start again, back in its place in the queue. Its owner or "
+        "an admin; CONFLICT once it no longer waits."
+    )
+    async def release_job(self, info: Info, input: JobIdInput) -> ReleaseJobPayload:
+        actor = info.context.actor
+        jobs = info.context.services.jobs
+        job, errors = await user_errors(lambda: jobs.release(actor=actor, job_id=input.job_id))
+        return ReleaseJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(description="Stop the job if needed and remove it with its pods, events and logs.")
     async def delete_job(self, info: Info, input: JobIdInput) -> DeleteJobPayload:

@@ -78,6 +78,20 @@ class EnvVar:
     value: str
 
 
+@strawberry.type(description="Why a waiting job waits.")
+class PendingReason:
+    code: str = strawberry.field(
+        description="WAITING_FOR_SLOT, HELD, WAITING_FOR_QUOTA, NO_MATCHING_FLAVOR, "
+        "EXCEEDS_QUOTA, UNSCHEDULABLE, GANG_NOT_READY or SUBMITTING."
+    )
+    message: str = strawberry.field(description="For people: the queueing system's own words where it has them.")
+    since: datetime = strawberry.field(description="Since when the job has waited for this code.")
+
+    @classmethod
+    def of(cls, reason: domain.PendingReason) -> PendingReason:
+        return cls(code=reason.code, message=reason.message, since=reason.since)
+
+
 @strawberry.type(description="A training job.")
 class Job:
     """Scalar fields are plain attributes, filled once from the domain job: the default
@@ -110,6 +124,12 @@ class Job:
     rerun_of: strawberry.ID | None = strawberry.field(
         description="The job this one was run again from (`rerunJob`); null otherwise."
     )
+    held: bool = strawberry.field(
+        description="Kept from starting by holdJob until releaseJob (it keeps its place)."
+    )
+    pending_reason: PendingReason | None = strawberry.field(
+        description="Why it waits; null unless PENDING or QUEUED."
+    )
 
     @classmethod
     def of(cls, job: domain.Job) -> Job:
@@ -135,7 +155,19 @@ class Job:
             exit_code=job.exit_code,
             shared_with_groups=list(job.shared_with),
             rerun_of=strawberry.ID(job.rerun_of) if job.rerun_of else None,
+            held=job.held,
+            pending_reason=PendingReason.of(job.pending_reason) if job.pending_reason else None,
         )
+
+    @strawberry.field(
+        description="1-based place among the waiting, not held jobs of its pool and queue, in "
+        "the order they will start (priority, then arrival); null when it does not wait, is "
+        "held, or its pool's queue cannot tell (a Kueue pool without the visibility API)."
+    )
+    async def queue_position(self, info: Info) -> int | None:
+        if self.job.status not in domain.WAITING_STATUSES or self.job.held:
+            return None  # known without asking anyone
+        return await info.context.loaders.queue_positions.load(self.job)
 
     @strawberry.field
     def resources(self) -> Resources:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from app.domain.jobs import Job, JobEvent, JobStatus, PendingReason, Pod
+from app.domain.jobs import Job, JobEvent, JobStatus, PendingReason, Pod, Resources
 from app.domain.pools import ResourcePool
 
 
@@ -66,6 +66,28 @@ class Runtime(Protocol):
 
     async def stop(self, job_id: str) -> None:
         """End the job; it reports STOPPED when its replicas are gone."""
+
+    # Steering waiting jobs. The core decides (who may, whether the job still waits) and
+    # records the decision first; the runtime then makes it so, and raises `Conflict`
+    # when the job has started or ended meanwhile.
+
+    async def hold(self, job: Job) -> None:
+        """The waiting job must not start until released."""
+
+    async def release(self, job: Job) -> None:
+        """A held job may start again, back in its place (its arrival order is kept)."""
+
+    async def reorder(self, job: Job) -> None:
+        """The waiting job now carries a new priority and/or queue (in `job.spec`)."""
+
+    async def queue_positions(self, jobs: Sequence[Job]) -> dict[str, int] | None:
+        """The runtime's own 1-based positions of these waiting jobs (e.g. Kueue's
+        visibility API); a job missing from the dict has no known position. None: the
+        core computes them itself, exactly, from the database (local pools)."""
+
+    async def largest_node(self) -> Resources | None:
+        """The allocatable resources of the largest node (Kubernetes: read from the
+        cluster, cached); None when unknown or not applicable (local)."""
 
     async def delete(self, job_id: str) -> None:
         """Stop the job if needed and remove everything the runtime holds for it."""

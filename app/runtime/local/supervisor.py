@@ -109,6 +109,9 @@ class Supervisor:
         """Let a held job start again, in its place (its arrival is unchanged)."""
         self._require_queued(job, "released")
         if not job.held:
+            # The core may have cleared its reason when it released it: say it again.
+            if job.pending is not None:
+                self._report_reason(job)
             return
         job.held = False
         self.reasons.now(job, self._running())
