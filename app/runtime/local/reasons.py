@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from app.domain.jobs import PendingReason
+from app.domain.jobs import JobStatus, PendingReason
 from app.domain.queueing import HELD, HELD_MESSAGE, WAITING_FOR_SLOT, slot_message
 from app.runtime.local.livejob import LiveJob
 
@@ -23,11 +23,11 @@ class WaitingReasons:
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self._occupancy: Occupancy | None = None
-        self._fresh: set[str] = set()  # job ids to look at although occupancy is unchanged
+        self._fresh: list[LiveJob] = []  # to look at although occupancy is unchanged
 
     def touch(self, job: LiveJob) -> None:
         """The job was queued: its reason is looked at in the next pass."""
-        self._fresh.add(job.job_id)
+        self._fresh.append(job)
 
     def now(self, job: LiveJob, running: Iterable[LiveJob]) -> None:
         """Set the job's reason at once (it was held or released), so the update that
@@ -41,14 +41,13 @@ class WaitingReasons:
         occupancy = _occupancy(running)
         everyone = occupancy != self._occupancy
         self._occupancy = occupancy
-        fresh, self._fresh = self._fresh, set()
-        if not everyone and not fresh:
-            return []
+        fresh, self._fresh = self._fresh, []
+        if not everyone:
+            # Only the new ones (those started meanwhile no longer wait).
+            waiting = [job for job in fresh if job.state.status == JobStatus.QUEUED]
         messages: dict[str, str] = {}
         changed = []
         for job in waiting:
-            if not everyone and job.job_id not in fresh:
-                continue
             reason = self._reason(job, occupancy, messages)
             current = job.pending
             if current is None or (current.code, current.message) != reason:
