@@ -17,6 +17,7 @@ from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets
 from app.core.terminals import TerminalService
 from app.core.tokens import TokenService
+from app.core.usage import UsageService
 from app.settings import Settings
 from app.store.db import Database
 
@@ -35,6 +36,7 @@ class Services:
     identity: IdentityService
     sessions: SessionService
     sync: RuntimeSync
+    usage: UsageService
     terminal_tickets: TerminalTickets
     terminals: TerminalService
     # What `stop_services` releases, in reverse order of start-up.

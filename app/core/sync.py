@@ -8,21 +8,26 @@ supervised: if it crashes, it is logged and started again."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_random_exponential
 
 from app.core.broker import Broker
 from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
-from app.domain.jobs import WAITING_STATUSES, Job, JobStatus, PendingReason
+from app.domain.jobs import WAITING_STATUSES, Job, JobStatus, PendingReason, utcnow
 from app.domain.queueing import SUBMITTING
+from app.domain.usage import FinishedJob
 from app.runtime.base import JobUpdate, Runtime
-from app.store.db import Database
+from app.store.db import Database, after_commit
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository, PodRepository
+from app.store.usage import UsageRepository
 
 log = structlog.get_logger(__name__)
 RETRY_MAX_SECONDS = 5.0
@@ -68,9 +73,14 @@ def _pending_reason(job: Job, update: JobUpdate, status: JobStatus) -> PendingRe
 
 
 class RuntimeSync:
-    def __init__(self, *, db: Database, broker: Broker) -> None:
+    def __init__(
+        self, *, db: Database, broker: Broker,
+        on_finished: Callable[[FinishedJob], None] | None = None,
+    ) -> None:
         self.db = db
         self.broker = broker
+        # Told once per job, when it reaches a final status (the usage counters).
+        self.on_finished = on_finished
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self, runtime: Runtime) -> None:
@@ -122,8 +132,24 @@ class RuntimeSync:
                 await jobs.save_state(updated)
             if update.pods is not None:
                 await PodRepository(session).replace(job.job_id, update.pods)
+            if updated.status.is_final and not job.status.is_final:
+                await self._finished(session, updated)
             new_events = await EventRepository(session).add_new(update.events)
             if updated is not job or update.pods is not None:
                 await self.broker.publish_job(updated, within=session)
             for event in new_events:
                 await self.broker.publish_event(event, within=session)
+
+    async def _finished(self, session: AsyncSession, job: Job) -> None:
+        """The job has just ended, in this transaction. It is read under a row lock and
+        only a non-final job can end, so exactly one transaction ever gets here for a job
+        (across retries of the update and across replicas of the server); the counters
+        move once it has committed, never for one that rolled back."""
+        if self.on_finished is None:
+            return
+        gpu, cpu = await UsageRepository(session).job_seconds(job.job_id, now=utcnow())
+        finished = FinishedJob(
+            pool_id=job.resource_pool_id, queue=job.queue, owner=job.owner,
+            status=job.status.value, gpu_seconds=gpu, cpu_seconds=cpu,
+        )
+        after_commit(session, partial(self.on_finished, finished))

@@ -9,6 +9,7 @@ from strawberry.extensions import AddValidationRules, MaxTokensLimiter
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from app.graphql.cost import QueryCost
 from app.graphql.documents import DocumentCache
@@ -18,6 +19,7 @@ from app.graphql.mutations import Mutation
 from app.graphql.queries import Query
 from app.graphql.scalars import DateTime
 from app.graphql.subscriptions import Subscription
+from app.graphql.usage import UsageQuery, UsageSubscription
 
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
@@ -31,9 +33,10 @@ GUARD_RULES: list[type[ASTValidationRule]] = [
 ]
 
 schema = LoggedErrorsSchema(
-    query=Query,
+    # Areas with their own module add their root fields here.
+    query=merge_types("Query", (Query, UsageQuery)),
     mutation=Mutation,
-    subscription=Subscription,
+    subscription=merge_types("Subscription", (Subscription, UsageSubscription)),
     config=StrawberryConfig(auto_camel_case=True, scalar_map={datetime: DateTime}),
     extensions=[
         lambda: MaxTokensLimiter(MAX_TOKENS),

@@ -11,6 +11,7 @@ from app.domain import jobs as domain
 from app.domain.listing import JobCursor, JobFilter
 from app.domain.pools import ResourcePool as DomainPool
 from app.graphql.context import GraphQLContext
+from app.graphql.usage import PoolUsage, resolve_pool_usage
 
 # strawberry.enum marks the domain enum itself (and returns it), so the GraphQL type is
 # the domain type: no conversion, and type checkers see a class.
@@ -247,6 +248,10 @@ class ResourcePool:
             capacity=PoolCapacity(cpus=total.cpus, memory=total.memory_gib, gpu=total.gpu)
             if total else None,
         )
+
+    @strawberry.field(description="Its jobs now: running, queued, held, and what they use.")
+    async def usage(self, info: Info) -> PoolUsage:
+        return await resolve_pool_usage(info, self.id)
 
 
 @strawberry.type

@@ -21,6 +21,7 @@ from app.core.sync import RuntimeSync
 from app.core.terminal_tickets import TerminalTickets, load_secret
 from app.core.terminals import TerminalService
 from app.core.tokens import TokenService
+from app.core.usage import UsageService
 from app.domain.pools import ResourcePool
 from app.runtime.base import Runtime
 from app.services import Services
@@ -28,6 +29,7 @@ from app.settings import Settings
 from app.store.db import Database
 from app.store.jobs import JobRepository
 from app.store.migrate import upgrade_async
+from app.web.metrics import count_finished
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +121,10 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
     stack.push_async_callback(broker.close)
     await broker.start()
     runtimes = RuntimeRegistry({pool.id: build_runtime(pool, settings) for pool in pools})
-    sync = RuntimeSync(db=db, broker=broker)
+    sync = RuntimeSync(db=db, broker=broker, on_finished=count_finished)
     stack.push_async_callback(sync.close)
+    usage = UsageService(db=db, broker=broker, pools=pools)
+    stack.push_async_callback(usage.close)
     jobs = JobService(
         db=db, pools=pools, runtimes=runtimes, broker=broker, limits=settings.size_limits
     )
@@ -148,6 +152,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
             ttl_seconds=settings.session_ttl_seconds,
         ),
         sync=sync,
+        usage=usage,
         terminal_tickets=tickets,
         terminals=TerminalService(
             db=db, jobs=jobs, runtimes=runtimes, tickets=tickets,

@@ -1,5 +1,16 @@
 """Prometheus metrics: HTTP requests by route, live subscriptions and terminals, jobs by
-status. `/metrics` answers administrators only (scrape with a bearer token)."""
+status, and what finished jobs used. `/metrics` answers administrators only (scrape with
+a bearer token).
+
+The usage counters move once per job, when the sync records its final status (in the
+process that recorded it: with several replicas, sum them over replicas), by the same
+rules as the `usage` query: over all time, their totals are its totals. A job ended by
+jobgraph itself before any runtime ran it (refused at submit, stopped before submission)
+used nothing and is not counted. `owner` is a label so that usage per user can be graphed
+and alerted on without the database; it multiplies the series by the number of users
+(pools × queues × users, × 3 statuses for the job counter): fine for a team or a
+department (hundreds of users), too many for thousands, where `usage(groupBy: OWNER)`
+is the place to look."""
 
 from __future__ import annotations
 
@@ -20,6 +31,7 @@ from prometheus_client import (
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.domain.errors import PermissionDenied
+from app.domain.usage import FinishedJob
 from app.web.auth import CallerDep, ServicesDep
 
 REGISTRY = CollectorRegistry()
@@ -33,8 +45,27 @@ LATENCY = Histogram(
 )
 JOBS = Gauge("jobgraph_jobs", "Jobs in the database by status.", ["status"], registry=REGISTRY)
 SUBSCRIBERS = Gauge("jobgraph_broker_subscribers", "Open subscriptions on the broker.", registry=REGISTRY)
+GPU_SECONDS = Counter(
+    "jobgraph_gpu_seconds", "GPU seconds used by finished jobs (requested GPUs x replica running time).",
+    ["pool", "queue", "owner"], registry=REGISTRY,
+)
+CPU_SECONDS = Counter(
+    "jobgraph_cpu_seconds", "CPU seconds used by finished jobs (requested CPUs x replica running time).",
+    ["pool", "queue", "owner"], registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "jobgraph_jobs_finished", "Jobs that reached a final status.",
+    ["pool", "queue", "owner", "status"], registry=REGISTRY,
+)
 # A count that keeps growing while the load does not means tasks leak.
 TASKS = Gauge("jobgraph_event_loop_tasks", "Tasks alive on the server's event loop.", registry=REGISTRY)
+
+
+def count_finished(job: FinishedJob) -> None:
+    """The sync's hook: a job has just ended."""
+    GPU_SECONDS.labels(job.pool_id, job.queue, job.owner).inc(job.gpu_seconds)
+    CPU_SECONDS.labels(job.pool_id, job.queue, job.owner).inc(job.cpu_seconds)
+    JOBS_FINISHED.labels(job.pool_id, job.queue, job.owner, job.status).inc()
 
 
 class MetricsMiddleware:

@@ -1,0 +1,98 @@
+"""Live pool usage costs one aggregation per burst of changes, shared by all the pool's
+subscribers, and reaches the subscribers of another server on the same PostgreSQL
+database (services started in-process, on the database of the `db` fixture)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+from sqlalchemy import event
+
+from app.domain.jobs import JobStatus
+from app.domain.principal import Principal
+from app.settings import Settings
+from app.store.jobs import JobRepository
+from app.web.bootstrap import start_services, stop_services
+from tests.store.test_repositories import make_job
+
+SUBSCRIBERS = 200
+CHANGES = 100
+
+
+async def _usage_until(stream, condition, timeout: float = 20.0):
+    async with asyncio.timeout(timeout):
+        while True:
+            usage = await anext(stream)
+            if condition(usage):
+                return usage
+
+
+async def _add_queued(services, prefix: str, count: int) -> None:
+    """`count` queued jobs of the pool `local`, announced in one transaction."""
+    async with services.db.transaction() as session:
+        jobs = JobRepository(session)
+        for i in range(count):
+            job = replace(make_job(f"j-{prefix}{i:03d}", minutes=i), status=JobStatus.QUEUED)
+            await jobs.add(job)
+            await services.broker.publish_job(job, within=session)
+
+
+async def test_a_burst_of_changes_costs_few_aggregations_for_all_subscribers(db, tmp_path):
+    services = await start_services(Settings(data_dir=tmp_path / "data", database_url=db.url))
+    usage = services.usage
+    streams = [
+        usage.pool_updates(actor=Principal(f"user{i}"), pool_id="local") for i in range(SUBSCRIBERS)
+    ]
+    try:
+        firsts = await asyncio.gather(*(anext(s) for s in streams))
+        assert {(u.queued_jobs, u.running_jobs) for u in firsts} == {(0, 0)}
+        # However the first subscribers raced, their first value cost very few reads.
+        assert usage.watch.refreshes <= 3
+        aggregations: list[str] = []
+
+        def counted(_conn, _cursor, statement, *_args) -> None:
+            if "GROUP BY jobs.pool_id" in statement:
+                aggregations.append(statement)
+
+        event.listen(services.db.engine.sync_engine, "before_cursor_execute", counted)
+        before = usage.watch.refreshes
+        await _add_queued(services, "burst", CHANGES)
+        finals = await asyncio.gather(
+            *(_usage_until(s, lambda u: u.queued_jobs == CHANGES) for s in streams)
+        )
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", counted)
+        assert all(u.queued_jobs == CHANGES and u.slots_total == 4 for u in finals)
+        # 100 changes for 200 subscribers: not 20,000 reads, nor 100. In-process the
+        # burst arrives at once (one read); over LISTEN/NOTIFY it may come in a few parts.
+        refreshes = usage.watch.refreshes - before
+        assert refreshes == len(aggregations)
+        assert 1 <= refreshes <= 5, refreshes
+        if db.engine.dialect.name == "sqlite":
+            assert refreshes == 1
+        # A new subscriber is served the current usage without a read.
+        late = usage.pool_updates(actor=Principal("late"), pool_id="local")
+        assert (await anext(late)).queued_jobs == CHANGES
+        assert usage.watch.refreshes - before == refreshes
+        await late.aclose()
+    finally:
+        for stream in streams:
+            await stream.aclose()
+        await stop_services(services)
+
+
+async def test_pool_usage_reaches_the_subscribers_of_another_server(db, tmp_path):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("several servers share changes through PostgreSQL LISTEN/NOTIFY")
+    one = await start_services(Settings(data_dir=tmp_path / "one", database_url=db.url))
+    two = await start_services(Settings(data_dir=tmp_path / "two", database_url=db.url))
+    stream = two.usage.pool_updates(actor=Principal("watcher"), pool_id="local")
+    try:
+        assert (await anext(stream)).queued_jobs == 0
+        await _add_queued(one, "remote", 3)  # announced by the first server only
+        assert (await _usage_until(stream, lambda u: u.queued_jobs == 3)).queued_jobs == 3
+    finally:
+        await stream.aclose()
+        await stop_services(two)
+        await stop_services(one)
