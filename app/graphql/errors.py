@@ -114,9 +114,9 @@ class LoggedErrorsSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         operation = execution_context.operation_name if execution_context else None
-        # A subscription's errors (e.g. not found) go out without passing `on_operation`'s
-        # end; they pass here first on every path.
-        _add_codes(errors)
+        # A subscription's domain errors (e.g. not found) go out without passing
+        # `on_operation`'s end; they pass here first on every path.
+        _add_codes(e for e in errors if isinstance(e.original_error, DomainError))
         for error in errors:
             path = ".".join(str(p) for p in error.path) if error.path else None
             if is_client_error(error):
