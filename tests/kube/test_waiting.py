@@ -371,4 +371,17 @@ async def test_volcano_reasons_gang_not_ready(tmp_path):
         await settled(h)
         assert reason_of(h, job.job_id)[0] == "GANG_NOT_READY"
         assert await h.runtime.queue_positions([job]) == {}
+        # Held: the Job is suspended, its pods go (the PodGroup stays); released: the gang
+        # waits again.
+        await h.runtime.hold(job)
+        await until(h, lambda: reason_of(h, job.job_id) is not None
+                    and reason_of(h, job.job_id)[0] == "HELD")
+        await h.fake.wait_for(lambda: not [p for p in h.fake.pods_of(job.job_id)
+                                           if not p["metadata"].get("deletionTimestamp")])
+        await h.runtime.release(job)
+        await until(h, lambda: (reason_of(h, job.job_id) or ("",))[0] == "GANG_NOT_READY"
+                    and len([p for p in h.fake.pods_of(job.job_id)
+                             if not p["metadata"].get("deletionTimestamp")]) == 2)
+        with pytest.raises(Conflict, match="pod template"):
+            await h.runtime.reorder(_respec(job, queue="other"))
         await h.runtime.delete(job.job_id)
