@@ -184,3 +184,22 @@ async def test_a_restart_keeps_what_the_database_decided(runtimes, local_root: P
     await rt2.release(held)
     go(local_root, held.job_id)
     assert (await w2.final(held.job_id)).status == JobStatus.SUCCEEDED
+
+
+async def test_releasing_a_job_not_held_says_again_why_it_waits(runtimes, local_root: Path) -> None:
+    """The core clears the reason when it releases; a runtime that had no hold to undo
+    (it missed the hold) still reports why the job waits, so the reason comes back."""
+    rt = runtimes(slots=1)
+    await rt.start([])
+    w = Watcher(rt)
+    blocker, waiting = sh(WAIT_FOR_GO + "exit 0"), sh("exit 0")
+    await rt.submit(blocker)
+    await rt.submit(waiting)
+    await w.until(lambda u: u.job_id == waiting.job_id and u.pending_reason is not None)
+    earlier = [id(u) for u in w.seen]
+    await rt.release(waiting)
+    again = await w.until(lambda u: id(u) not in earlier and u.job_id == waiting.job_id)
+    assert again.status == JobStatus.QUEUED and reason_of(again) is not None
+    assert again.pending_reason.code == WAITING_FOR_SLOT  # type: ignore[union-attr]
+    go(local_root, blocker.job_id)
+    assert (await w.final(waiting.job_id)).status == JobStatus.SUCCEEDED
