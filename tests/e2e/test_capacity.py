@@ -26,6 +26,7 @@ pools:
     capacity: {cpus: 4, memory: 8, gpu: 2}
 """
 COUNT = "{ jobs(first: 1) { totalCount } }"
+RERUN = "mutation R($id: ID!) { rerunJob(input: {jobId: $id}) { job { jobId } userErrors { code } } }"
 
 
 class Capacity:
@@ -143,12 +144,13 @@ async def test_rest_refuses_it_with_422_and_records_nothing(capacity):
     await nothing_recorded(capacity, user, "cap-rest", processes)
 
 
-async def test_a_retry_of_an_accepted_create_answers_its_job_after_the_pool_shrank(
+async def test_after_the_pool_shrank_a_retry_answers_its_job_and_a_rerun_is_refused(
     server_factory, tmp_path
 ):
     """The capacity is checked after the idempotency key: a client retrying a create that
     was accepted (its answer lost) gets its job, even if the pool's declared capacity has
-    since shrunk below it; a new job of that size is refused."""
+    since shrunk below it; a new job of that size is refused, and so is a rerun of the
+    old one (it goes through the create path)."""
     pools = tmp_path / "pools.yaml"
     pools.write_text(POOLS)
     server = await server_factory(JOBGRAPH_POOLS_FILE=str(pools))
@@ -158,6 +160,7 @@ async def test_a_retry_of_an_accepted_create_answers_its_job_after_the_pool_shra
     try:
         spec = {"command": [PY, "-c", "pass"], "resourcePoolId": "small", "resources": {"gpu": 2}}
         job = await create_job(user, **spec, idempotencyKey="retry-me")
+        await wait_for_status(user, job["jobId"], "SUCCEEDED")
         server.stop()
         pools.write_text(POOLS.replace("gpu: 2}", "gpu: 1}"))
         server.start()
@@ -166,5 +169,9 @@ async def test_a_retry_of_an_accepted_create_answers_its_job_after_the_pool_shra
         errors = await create_errors(user, name="new", **spec, idempotencyKey="another")
         assert errors[0]["code"] == "EXCEEDS_POOL_CAPACITY"
         assert "at most 1 GPU in all" in errors[0]["message"]
+        rerun = (await user.execute(RERUN, {"id": job["jobId"]}))["rerunJob"]
+        assert rerun["job"] is None
+        assert [e["code"] for e in rerun["userErrors"]] == ["EXCEEDS_POOL_CAPACITY"]
+        assert (await user.execute(COUNT))["jobs"]["totalCount"] == 1
     finally:
         await user.close()
