@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import math
 import sys
@@ -57,6 +58,23 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives a thread that allocates an arena of its own (up to 8 per core) and
+    memory freed in one arena serves no other: with aiosqlite's thread per connection and
+    the runtimes' I/O threads, the server's RSS grew with every job run (bench/README.md,
+    "Memory"). Two arenas are shared by all threads; Python's own small objects are not
+    in them (pymalloc), and the GIL serialises most allocation anyway. Not through the
+    environment (MALLOC_ARENA_MAX): the jobs' processes inherit it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl has no per-thread arenas)
+        return
+    m_arena_max = -8  # <malloc.h>
+    libc.mallopt(m_arena_max, arenas)
+
+
 def _supervises_alone(settings: Settings) -> bool:
     """Whether this server must be the only one on its data dir: it runs local pools, or
     keeps its database (SQLite) and broker to itself. With PostgreSQL and kubernetes pools
@@ -72,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_malloc_arenas()  # before the services start their threads
         # Whatever was taken is given back, in reverse order, however start-up ends.
         async with AsyncExitStack() as stack:
             if _supervises_alone(settings):
