@@ -63,6 +63,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))  # type: ignore[return-value]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def lua_script(method: str, body: dict | None, token: str | None) -> str:
     lines = [f'wrk.method = "{method}"', 'wrk.headers["Content-Type"] = "application/json"']
     if token:
@@ -220,13 +226,19 @@ async def main(args: argparse.Namespace) -> None:
         load = os.getloadavg()
         print(f"database: {'postgresql' if database_url else 'sqlite'}; wrk -t1 -c{args.connections} "
               f"-d{args.duration}s; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-        print(f"{'case':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'bare req/s':>12}{'ratio':>7}{'goal':>6}")
+        # CPU ms per request of each server (from /proc): what a request costs whatever
+        # else the shared machine runs; "cpu ratio" = bare's cost / jobgraph's.
+        print(f"{'case':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'bare req/s':>12}{'ratio':>7}{'goal':>6}"
+              f"{'cpu ms/req':>12}{'bare cpu':>10}{'cpu ratio':>11}")
         selected = args.cases.split(",") if args.cases else list(cases(ids[0]))
         for _ in range(args.rounds):
             for name in selected:
                 method, path, body = cases(ids[len(ids) // 2])[name]
+                bare_cpu = cpu_seconds(bare.pid)
                 base = run_wrk(bare_url + "/bare", lua_script("GET", None, None),
                                duration=args.duration, connections=args.connections)
+                bare_ms = 1000 * (cpu_seconds(bare.pid) - bare_cpu) / max(1, base["requests"])
+                server_cpu = cpu_seconds(server.process.pid)
                 spy = None
                 if args.profile == name and shutil.which(str(Path(sys.executable).with_name("py-spy"))):
                     spy = subprocess.Popen([  # noqa: ASYNC220 - a profiler beside the run, not awaited
@@ -237,6 +249,7 @@ async def main(args: argparse.Namespace) -> None:
                     ], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 result = run_wrk(server.url + path, lua_script(method, body, token),
                                  duration=args.duration, connections=args.connections)
+                server_ms = 1000 * (cpu_seconds(server.process.pid) - server_cpu) / max(1, result["requests"])
                 if spy is not None:
                     spy.wait()
                     print(profile_summary(Path(args.profile_out)))
@@ -244,7 +257,8 @@ async def main(args: argparse.Namespace) -> None:
                 flag = "" if not (result["errors"] or result["socket_errors"]) else \
                     f"  errors: {result['errors']} {result['socket_errors']}"
                 print(f"{name:<14}{result['rps']:>9.0f}{result['p50']:>9.1f}{result['p99']:>9.1f}"
-                      f"{base['rps']:>12.0f}{ratio:>7.2f}{GOALS[name]:>6.2f}{flag}")
+                      f"{base['rps']:>12.0f}{ratio:>7.2f}{GOALS[name]:>6.2f}"
+                      f"{server_ms:>12.2f}{bare_ms:>10.2f}{bare_ms / server_ms:>11.2f}{flag}")
         now, peak = rss_mib(server.process.pid)
         print(f"jobgraph RSS after: {now:.0f} MiB (peak {peak:.0f} MiB)")
         load = os.getloadavg()
