@@ -164,6 +164,20 @@ async def test_without_rbac_for_nodes_the_largest_node_is_unknown(tmp_path):
             await runtime.close()
 
 
+async def test_nodes_are_listed_page_by_page(tmp_path, monkeypatch):
+    from app.runtime.kubernetes import nodes as node_watch
+
+    monkeypatch.setattr(node_watch, "PAGE", 2)
+    many = [{"name": f"n-{i}", "allocatable": {"cpu": str(i + 1), "memory": "1Gi"}}
+            for i in range(5)]
+    async with pool_harness(tmp_path, nodes=many) as h:
+        assert await h.runtime.largest_node() == Resources(cpus=5.0, memory_gib=1.0, gpu=0)
+        pages = [r for r in h.fake.calls("GET", "/api/v1/nodes")
+                 if r.param("limit") == "2"]
+        assert len(pages) == 3
+        assert [bool(r.param("continue")) for r in pages] == [False, True, True]
+
+
 async def test_a_cluster_without_nodes_listed_has_no_largest_node(tmp_path):
     async with pool_harness(tmp_path) as h:  # the fake registers no node
         assert await h.runtime.largest_node() is None

@@ -19,6 +19,7 @@ the answer is None (no check), logged once, and the list is tried again every 10
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 GPU = "nvidia.com/gpu"
 FORBIDDEN_RETRY = 600.0  # seconds between lists while RBAC forbids them
 FIRST_LIST_WAIT = 5.0  # seconds a check waits for the first listing at start-up
+PAGE = 500  # nodes per list request
 
 # resource.Quantity (k8s.io/apimachinery/pkg/api/resource/quantity.go): a signed decimal
 # number, then a binary suffix (Ki..Ei), a decimal SI suffix (n u m "" k M G T P E), or a
@@ -149,7 +151,9 @@ class Nodes:
         async def list_nodes(namespace: str, **kwargs: Any) -> Any:
             # Cluster-scoped: the namespace list_then_watch passes does not apply. No
             # docstring, so Watch.stream leaves the watched objects as dicts.
-            return await core.list_node(**kwargs)
+            if kwargs.get("watch"):
+                return await core.list_node(**kwargs)
+            return await _list_pages(core, kwargs.get("_request_timeout", REQUEST_TIMEOUT))
 
         while True:
             try:
@@ -172,3 +176,32 @@ class Nodes:
             "nodes", list_nodes, self.apply, api=api, namespace="", label_selector=None,
             pool_id=self._pool_id,
         )
+
+
+async def _list_pages(core: CoreV1Api, request_timeout: Any) -> dict:
+    """All nodes, PAGE at a time, as plain dicts of what `node_size` reads: a Node carries
+    its image list (kilobytes each), and thousands of them as one response or as models
+    would be a burst of memory. A continue token that expired is a 410, which the
+    list-then-watch loop answers by listing again."""
+    items: list[dict] = []
+    token: str | None = None
+    while True:
+        more: dict[str, Any] = {"_continue": token} if token else {}
+        # The raw response (not a V1NodeList): _preload_content=False.
+        response: Any = await core.list_node(
+            limit=PAGE, _preload_content=False, _request_timeout=request_timeout, **more)
+        try:
+            status, body = response.status, await response.read()
+        finally:
+            response.release()
+        if status != 200:
+            raise ApiException(status=status, reason=body[:200].decode(errors="replace"))
+        page = json.loads(body)
+        items += [{"metadata": {"name": n["metadata"]["name"],
+                                "labels": (n["metadata"].get("labels") or {})},
+                   "status": {"allocatable": (n.get("status") or {}).get("allocatable") or {}}}
+                  for n in page.get("items") or []]
+        meta = page.get("metadata") or {}
+        token = meta.get("continue") or None
+        if token is None:
+            return {"items": items, "metadata": {"resourceVersion": meta.get("resourceVersion")}}
