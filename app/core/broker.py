@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.jobs import Job, JobEvent
+from app.domain.usage import PoolChanged
 from app.store.db import after_commit
 
 # A subscriber that falls this far behind loses its oldest messages rather than
@@ -48,6 +49,10 @@ class Broker:
         """A job changed in `within`'s transaction: for its own subscribers and for
         those of every job, once it commits."""
         await self._stage(within, (job_topic(job.job_id), ALL_JOBS_TOPIC), job)
+
+    async def publish_pool_change(self, pool_id: str, *, within: AsyncSession) -> None:
+        """A pool's jobs changed in a way no job change announces (a deletion)."""
+        await self._stage(within, (POOLS_TOPIC,), PoolChanged(pool_id))
 
     async def publish_event(self, event: JobEvent, *, within: AsyncSession) -> None:
         await self._stage(within, (events_topic(event.job_id),), event)
@@ -106,6 +111,7 @@ def job_topic(job_id: str) -> str:
 
 ALL_JOBS_TOPIC = "jobs"
 TOKENS_TOPIC = "tokens"
+POOLS_TOPIC = "pools"
 
 
 def events_topic(job_id: str) -> str:

@@ -390,6 +390,8 @@ class JobService:
         async with self.db.transaction() as session:
             await JobRepository(session).delete(job_id)
             await audit.record(session, actor=actor, action="job.delete", job_id=job_id)
+            # Its pool's usage changed (a job that ran or waited is gone).
+            await self.broker.publish_pool_change(job.resource_pool_id, within=session)
         return job_id
 
     async def share(self, *, actor: Principal, job_id: str, groups: tuple[str, ...]) -> Job:

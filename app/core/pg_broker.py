@@ -36,6 +36,7 @@ from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
 from app.domain.jobs import Job, JobEvent, utcnow
 from app.domain.tokens import TokenRevoked
+from app.domain.usage import PoolChanged
 from app.store.db import Database
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository
@@ -202,9 +203,11 @@ class PostgresBroker(Broker):
             self._good_until = max(self._good_until, item.at)
 
     async def _resolve(self, note: dict[str, Any]) -> None:
-        message: Job | JobEvent | TokenRevoked | None
+        message: Job | JobEvent | TokenRevoked | PoolChanged | None
         if "revoked" in note:
             message = TokenRevoked(note["revoked"])
+        elif "pool" in note:
+            message = PoolChanged(note["pool"])
         elif "snapshot" in note:
             message = Job.from_dict(note["snapshot"])
         else:
@@ -257,6 +260,8 @@ def _payload(topics: tuple[str, ...], message: Any) -> str:
         note = {"topics": topics, "job": message.job_id, "event": message.key}
     elif isinstance(message, TokenRevoked):
         note = {"topics": topics, "revoked": message.token_id}
+    elif isinstance(message, PoolChanged):
+        note = {"topics": topics, "pool": message.pool_id}
     else:
         raise TypeError(f"cannot publish {type(message).__name__} across replicas")
     payload = json.dumps(note)

@@ -19,18 +19,26 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import datetime
 
 import structlog
 
-from app.core.broker import ALL_JOBS_TOPIC, Broker
+from app.core.broker import ALL_JOBS_TOPIC, POOLS_TOPIC, Broker
 from app.core.pools import PoolCatalog
 from app.core.supervision import supervised
 from app.domain.errors import NotFound, ValidationFailed
 from app.domain.jobs import Job, utcnow
 from app.domain.pools import ResourcePool
 from app.domain.principal import Principal
-from app.domain.usage import PoolUsage, UsageFilter, UsageGroupBy, UsageRow, UsageWindow
+from app.domain.usage import (
+    PoolChanged,
+    PoolUsage,
+    UsageFilter,
+    UsageGroupBy,
+    UsageRow,
+    UsageWindow,
+)
 from app.store.db import Database
 from app.store.usage import UsageRepository
 
@@ -59,6 +67,7 @@ class PoolWatch:
         self._dirty: set[str] = set()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         broker.listen(ALL_JOBS_TOPIC, self._job_changed)
+        broker.listen(POOLS_TOPIC, self._pool_changed)
         broker.on_resync(self._all_changed)
 
     async def close(self) -> None:
@@ -83,6 +92,9 @@ class PoolWatch:
 
     def _job_changed(self, job: Job) -> None:
         self._changed(job.resource_pool_id)
+
+    def _pool_changed(self, change: PoolChanged) -> None:
+        self._changed(change.pool_id)
 
     def _all_changed(self) -> None:
         # Messages may have been missed: nothing known is current any more.
@@ -128,7 +140,12 @@ class PoolWatch:
         self.refreshes += 1
         async with self.db.reader() as session:
             found = await UsageRepository(session).pools_now([(pool.id, pool.max_concurrent_jobs)])
-        return found[pool.id]
+        total = pool.capacity
+        if total is None:
+            return found[pool.id]
+        return replace(
+            found[pool.id], gpus_total=total.gpu, cpus_total=total.cpus, memory_total=total.memory_gib
+        )
 
 
 class UsageService:

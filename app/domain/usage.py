@@ -99,11 +99,22 @@ class PoolUsage:
     cpus_in_use: float = 0.0
     memory_in_use: float = 0.0  # GiB
     slots_total: int | None = None
+    # What the pool declares it has (pools file `capacity`); None: not declared.
+    gpus_total: int | None = None
+    cpus_total: float | None = None
+    memory_total: float | None = None  # GiB
 
     @property
     def slots_in_use(self) -> int:
         """A slot is taken by each running job (a pool's `maxConcurrentJobs`)."""
         return self.running_jobs
+
+
+@dataclass(frozen=True, slots=True)
+class PoolChanged:
+    """Something changed in a pool that no job change announces (a job was deleted)."""
+
+    pool_id: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,15 @@ class PoolUsage:
     gpus_in_use: int
     cpus_in_use: float = strawberry.field(description="Jobs that ask no CPUs count none.")
     memory_in_use: float = strawberry.field(description="GiB; jobs that ask no memory count none.")
+    gpus_total: int | None = strawberry.field(
+        description="The pool's declared capacity (`capacity.gpu`); null when it declares none."
+    )
+    cpus_total: float | None = strawberry.field(
+        description="The pool's declared CPUs; null when not declared."
+    )
+    memory_total: float | None = strawberry.field(
+        description="GiB, the pool's declared memory; null when not declared."
+    )
 
     @classmethod
     def of(cls, usage: domain.PoolUsage) -> PoolUsage:
@@ -50,6 +59,9 @@ class PoolUsage:
             gpus_in_use=usage.gpus_in_use,
             cpus_in_use=usage.cpus_in_use,
             memory_in_use=usage.memory_in_use,
+            gpus_total=usage.gpus_total,
+            cpus_total=usage.cpus_total,
+            memory_total=usage.memory_total,
         )
 
 

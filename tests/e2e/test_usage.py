@@ -13,13 +13,10 @@ import httpx
 import pytest
 from gql.transport.exceptions import TransportQueryError
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import update
-from sqlmodel import col
 
 from app.store.db import Database
 from app.store.jobs import JobRepository, PodRepository
-from app.store.tables import JobRow
-from tests.support.jobs import PY, STOP_JOB, create_job, wait_for_status
+from tests.support.jobs import DELETE_JOB, PY, STOP_JOB, create_job, wait_for_status
 from tests.support.server import GraphQLClient, GraphQLErrors, Server
 from tests.support.subscriptions import gql_session, gql_subscribe
 
@@ -32,6 +29,7 @@ pools:
   - id: tight
     runtime: local
     maxConcurrentJobs: 1
+    capacity: {cpus: 8, memory: 32, gpu: 4}
   - id: closed
     runtime: local
     allowedGroups: [vip]
@@ -44,7 +42,10 @@ query($groupBy: UsageGroupBy!, $filter: UsageFilterInput) {
   }
 }
 """
-POOL_FIELDS = "poolId runningJobs queuedJobs heldJobs slotsInUse slotsTotal gpusInUse cpusInUse memoryInUse"
+POOL_FIELDS = """
+  poolId runningJobs queuedJobs heldJobs slotsInUse slotsTotal gpusInUse cpusInUse memoryInUse
+  gpusTotal cpusTotal memoryTotal
+"""
 POOLS_QUERY = f"{{ resourcePools {{ id usage {{ {POOL_FIELDS} }} }} }}"
 POOL_UPDATED = f"subscription($id: ID!) {{ poolUpdated(poolId: $id) {{ {POOL_FIELDS} }} }}"
 
@@ -232,6 +233,10 @@ async def _pool(client: GraphQLClient, pool_id: str) -> dict | None:
     return next((p["usage"] for p in pools if p["id"] == pool_id), None)
 
 
+HOLD_JOB = "mutation($id: ID!) { holdJob(input: {jobId: $id}) { job { held } userErrors { code message } } }"
+TIGHT = {"poolId": "tight", "slotsTotal": 1, "gpusTotal": 4, "cpusTotal": 8.0, "memoryTotal": 32.0}
+
+
 async def test_pool_usage_while_jobs_run_wait_and_are_held(acct, tmp_path):
     first_gate, second_gate = tmp_path / "first", tmp_path / "second"
     t1 = await create_job(
@@ -244,37 +249,40 @@ async def test_pool_usage_while_jobs_run_wait_and_are_held(acct, tmp_path):
         stream = gql_subscribe(session, POOL_UPDATED, {"id": "tight"})
         now = (await anext(stream))["poolUpdated"]
         assert now == {
-            "poolId": "tight", "runningJobs": 1, "queuedJobs": 0, "heldJobs": 0, "slotsInUse": 1,
-            "slotsTotal": 1, "gpusInUse": 2, "cpusInUse": 3.0, "memoryInUse": 4.0,
+            **TIGHT, "runningJobs": 1, "queuedJobs": 0, "heldJobs": 0, "slotsInUse": 1,
+            "gpusInUse": 2, "cpusInUse": 3.0, "memoryInUse": 4.0,
         }
         t2 = await create_job(acct.alice, resourcePoolId="tight", command=gated(second_gate))
         t3 = await create_job(acct.alice, resourcePoolId="tight", command=[PY, "-c", "pass"])
         queued = await _until(stream, lambda u: u["queuedJobs"] == 2)
         assert (queued["runningJobs"], queued["heldJobs"], queued["gpusInUse"]) == (1, 0, 2)
         assert await _pool(acct.bob, "tight") == queued
-        # Held (written as holdJob would; the local runtime does not know of it, so t3 is
-        # stopped before t2 ends). The next change of the pool shows it.
-        async with acct.db.transaction() as db:
-            await db.execute(update(JobRow).where(col(JobRow.id) == t3["jobId"]).values(held=True))
+        held = (await acct.alice.execute(HOLD_JOB, {"id": t3["jobId"]}))["holdJob"]
+        assert held == {"job": {"held": True}, "userErrors": []}
+        assert (await _until(stream, lambda u: u["heldJobs"] == 1))["queuedJobs"] == 1
+        # The first job ends: the second takes the slot, the held one stays held.
         first_gate.touch()
         after = await _until(stream, lambda u: u["runningJobs"] == 1 and u["queuedJobs"] == 0)
         assert after == {
-            "poolId": "tight", "runningJobs": 1, "queuedJobs": 0, "heldJobs": 1, "slotsInUse": 1,
-            "slotsTotal": 1, "gpusInUse": 0, "cpusInUse": 0.0, "memoryInUse": 0.0,
+            **TIGHT, "runningJobs": 1, "queuedJobs": 0, "heldJobs": 1, "slotsInUse": 1,
+            "gpusInUse": 0, "cpusInUse": 0.0, "memoryInUse": 0.0,
         }
         assert await _pool(acct.alice, "tight") == after
-        for job in (t3, t2):
-            payload = (await acct.alice.execute(STOP_JOB, {"id": job["jobId"]}))["stopJob"]
-            assert payload["userErrors"] == []
-        second_gate.touch()
-        idle = await _until(stream, lambda u: u["runningJobs"] == 0 and u["heldJobs"] == 0)
-        assert idle["queuedJobs"] == 0 and idle["slotsInUse"] == 0
+        # Deleting the held job announces its pool (no job change does).
+        deleted = (await acct.alice.execute(DELETE_JOB, {"id": t3["jobId"]}))["deleteJob"]
+        assert deleted["userErrors"] == []
+        assert (await _until(stream, lambda u: u["heldJobs"] == 0))["runningJobs"] == 1
+        stopped = (await acct.alice.execute(STOP_JOB, {"id": t2["jobId"]}))["stopJob"]
+        assert stopped["userErrors"] == []
+        idle = await _until(stream, lambda u: u["runningJobs"] == 0)
+        assert (idle["queuedJobs"], idle["heldJobs"], idle["slotsInUse"]) == (0, 0, 0)
         await stream.aclose()
 
 
 async def test_a_pool_one_may_not_use_is_not_found(acct):
     assert await _pool(acct.bob, "closed") is None
-    assert (await _pool(acct.admin, "closed"))["slotsTotal"] == 4
+    closed = await _pool(acct.admin, "closed")
+    assert closed["slotsTotal"] == 4 and closed["gpusTotal"] is None and closed["cpusTotal"] is None
     async with gql_session(acct.server.url, acct.bob_token) as session:
         with pytest.raises(TransportQueryError) as refused:
             await anext(gql_subscribe(session, POOL_UPDATED, {"id": "closed"}))

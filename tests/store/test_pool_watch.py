@@ -92,6 +92,9 @@ async def test_pool_usage_reaches_the_subscribers_of_another_server(db, tmp_path
         assert (await anext(stream)).queued_jobs == 0
         await _add_queued(one, "remote", 3)  # announced by the first server only
         assert (await _usage_until(stream, lambda u: u.queued_jobs == 3)).queued_jobs == 3
+        # A deletion is no job change: the pool itself is announced.
+        await one.jobs.delete(actor=Principal("root", is_admin=True), job_id="j-remote000")
+        assert (await _usage_until(stream, lambda u: u.queued_jobs == 2)).queued_jobs == 2
     finally:
         await stream.aclose()
         await stop_services(two)
