@@ -116,8 +116,15 @@ async def memory(server: Server, token: str, jobs: int) -> None:
     began = time.perf_counter()
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120) as http:
         async def one(i: int) -> None:
-            response = await http.post("/api/jobs/create", json={
-                "jobName": f"m-{i}", "image": "python:3.11", "command": ["true"]})
+            for attempt in range(3):  # a keep-alive connection the server closed meanwhile
+                try:
+                    response = await http.post("/api/jobs/create", json={
+                        "jobName": f"m-{i}", "image": "python:3.11", "command": ["true"]},
+                        headers={"Idempotency-Key": f"m-{i}"})
+                    break
+                except httpx.TransportError:
+                    if attempt == 2:
+                        raise
             assert response.status_code == 200, response.text
 
         while created < jobs:

@@ -72,11 +72,12 @@ def create_engine(url: str) -> AsyncEngine:
             engine = create_async_engine(url, connect_args={"timeout": 30})
         else:
             # A file: one trip to aiosqlite's thread per statement (see sqlite_driver).
-            # The pool keeps as many connections as requests commonly run at once (the
-            # default 5 had every request beyond them open and close a connection, with
-            # its thread, under 16 concurrent clients: 10 % of the loop's time).
+            # The pool stays at SQLAlchemy's 5 (+10): under 16 concurrent clients the
+            # connections beyond 5 are opened and closed per request (~10 % of the
+            # loop's time), but every pooled connection keeps its page cache and thread:
+            # 20 of them cost ~12 MiB more after 10,000 jobs (bench/README.md, "Memory").
             engine = create_async_engine(
-                url, pool_size=20, max_overflow=20, async_creator=partial(
+                url, async_creator=partial(
                     sqlite_driver.connect, parsed.database, timeout=30, check_same_thread=False
                 ),
             )
