@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -138,14 +138,23 @@ class PoolWatch:
         if pool is None:  # a job of a pool no longer configured
             return PoolUsage(pool_id=pool_id)
         self.refreshes += 1
-        async with self.db.reader() as session:
-            found = await UsageRepository(session).pools_now([(pool.id, pool.max_concurrent_jobs)])
-        total = pool.capacity
-        if total is None:
-            return found[pool.id]
-        return replace(
-            found[pool.id], gpus_total=total.gpu, cpus_total=total.cpus, memory_total=total.memory_gib
+        return (await read_pools(self.db, [pool]))[pool.id]
+
+
+async def read_pools(db: Database, pools: Sequence[ResourcePool]) -> dict[str, PoolUsage]:
+    """The pools' usage now, in one aggregation, with what each declares it has."""
+    async with db.reader() as session:
+        found = await UsageRepository(session).pools_now(
+            [(pool.id, pool.max_concurrent_jobs) for pool in pools]
         )
+    return {pool.id: _with_capacity(found[pool.id], pool) for pool in pools}
+
+
+def _with_capacity(usage: PoolUsage, pool: ResourcePool) -> PoolUsage:
+    total = pool.capacity
+    if total is None:
+        return usage
+    return replace(usage, gpus_total=total.gpu, cpus_total=total.cpus, memory_total=total.memory_gib)
 
 
 class UsageService:
@@ -165,10 +174,17 @@ class UsageService:
             raise _pool_not_found(pool_id)
         return pool
 
-    async def pool_usage(self, *, actor: Principal, pool_id: str) -> PoolUsage:
-        pool = self.visible_pool(actor=actor, pool_id=pool_id)
-        latest = self.watch.latest(pool.id)
-        return latest if latest is not None else await self.watch.read(pool.id)
+    async def pools_usage(
+        self, *, actor: Principal, pool_ids: Sequence[str]
+    ) -> dict[str, PoolUsage]:
+        """Several pools' usage: those kept current for subscribers as they are, the others
+        read in one aggregation."""
+        pools = [self.visible_pool(actor=actor, pool_id=pool_id) for pool_id in pool_ids]
+        found = {p.id: usage for p in pools if (usage := self.watch.latest(p.id)) is not None}
+        missing = [p for p in pools if p.id not in found]
+        if missing:
+            found.update(await read_pools(self.db, missing))
+        return found
 
     async def pool_updates(self, *, actor: Principal, pool_id: str) -> AsyncGenerator[PoolUsage, None]:
         """The pool's usage now, then each time it changes, until the client leaves."""

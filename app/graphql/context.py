@@ -10,6 +10,7 @@ from strawberry.fastapi import BaseContext
 from app.domain.errors import DomainError, Unauthenticated
 from app.domain.jobs import Job, JobEvent, Pod
 from app.domain.principal import Principal
+from app.domain.usage import PoolUsage
 from app.services import Services
 
 # A job's events within a time window: (job id, since, until).
@@ -27,7 +28,15 @@ class Loaders:
         self.queue_positions = DataLoader[Job, int | None](
             self._load_positions, cache=cache, cache_key_fn=lambda job: job.job_id
         )
+        self.pool_usage = DataLoader[str, PoolUsage](self._load_pool_usage, cache=cache)
         self._context = context
+
+    async def _load_pool_usage(self, pool_ids: list[str]) -> list[PoolUsage]:
+        """Pools listed by `resourcePools` (so visible to the actor): one query for all."""
+        found = await self._context.services.usage.pools_usage(
+            actor=self._context.actor, pool_ids=pool_ids
+        )
+        return [found[pool_id] for pool_id in pool_ids]
 
     async def _load_pods(self, job_ids: list[str]) -> list[list[Pod]]:
         pods = await self._context.services.jobs.pods_of(actor=self._context.actor, job_ids=job_ids)

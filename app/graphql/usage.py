@@ -66,8 +66,8 @@ class PoolUsage:
 
 
 async def resolve_pool_usage(info: Info, pool_id: str) -> PoolUsage:
-    usage = await info.context.services.usage.pool_usage(actor=info.context.actor, pool_id=pool_id)
-    return PoolUsage.of(usage)
+    """Batched: `resourcePools { usage }` costs one query for all the pools."""
+    return PoolUsage.of(await info.context.loaders.pool_usage.load(pool_id))
 
 
 @strawberry.type(

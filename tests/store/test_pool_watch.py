@@ -12,6 +12,8 @@ from sqlalchemy import event
 
 from app.domain.jobs import JobStatus
 from app.domain.principal import Principal
+from app.graphql.context import GraphQLContext
+from app.graphql.schema import schema
 from app.settings import Settings
 from app.store.jobs import JobRepository
 from app.web.bootstrap import start_services, stop_services
@@ -99,3 +101,39 @@ async def test_pool_usage_reaches_the_subscribers_of_another_server(db, tmp_path
         await stream.aclose()
         await stop_services(two)
         await stop_services(one)
+
+
+POOLS = """
+pools:
+  - {id: one, runtime: local}
+  - {id: two, runtime: local, maxConcurrentJobs: 2, capacity: {gpu: 8}}
+  - {id: three, runtime: local}
+"""
+
+
+async def test_the_usage_of_every_pool_costs_one_query(db, tmp_path):
+    pools = tmp_path / "pools.yaml"
+    pools.write_text(POOLS)
+    settings = Settings(data_dir=tmp_path / "data", database_url=db.url, pools_file=pools)
+    services = await start_services(settings)
+    aggregations: list[str] = []
+
+    def counted(_conn, _cursor, statement, *_args) -> None:
+        if "GROUP BY jobs.pool_id" in statement:
+            aggregations.append(statement)
+
+    event.listen(services.db.engine.sync_engine, "before_cursor_execute", counted)
+    try:
+        context = GraphQLContext(services=services, principal=Principal("alice"))
+        result = await schema.execute(
+            "{ resourcePools { id usage { poolId slotsTotal gpusTotal runningJobs } } }",
+            context_value=context,
+        )
+        assert result.errors is None, result.errors
+        assert [(p["id"], p["usage"]["slotsTotal"], p["usage"]["gpusTotal"]) for p in result.data["resourcePools"]] == [
+            ("one", 4, None), ("two", 2, 8), ("three", 4, None)
+        ]
+        assert len(aggregations) == 1
+    finally:
+        event.remove(services.db.engine.sync_engine, "before_cursor_execute", counted)
+        await stop_services(services)
