@@ -69,14 +69,19 @@ async def test_a_burst_of_changes_costs_few_aggregations_for_all_subscribers(db,
         # 100 changes for 200 subscribers: not 20,000 reads, nor 100. In-process the
         # burst arrives at once (one read); over LISTEN/NOTIFY it may come in a few parts.
         refreshes = usage.watch.refreshes - before
-        assert refreshes == len(aggregations)
-        assert 1 <= refreshes <= 5, refreshes
+        # (A read counted may still be running: the first one already saw all 100.)
+        assert 1 <= len(aggregations) <= refreshes <= 5, (len(aggregations), refreshes)
         if db.engine.dialect.name == "sqlite":
             assert refreshes == 1
-        # A new subscriber is served the current usage without a read.
+        # A new subscriber is served the current usage without a read (once the burst is
+        # over: over LISTEN/NOTIFY its last part may still be coming).
+        refreshes, settled = usage.watch.refreshes, usage.watch.latest("local")
         late = usage.pool_updates(actor=Principal("late"), pool_id="local")
         assert (await anext(late)).queued_jobs == CHANGES
-        assert usage.watch.refreshes - before == refreshes
+        if db.engine.dialect.name == "sqlite":
+            assert settled is not None
+        if settled is not None:
+            assert usage.watch.refreshes == refreshes
         await late.aclose()
     finally:
         for stream in streams:
