@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 
 import strawberry
 
+from app.domain.jobs import Job as DomainJob
 from app.graphql.errors import UserError, user_errors
 from app.graphql.inputs import (
     CreateJobInput,
@@ -19,45 +22,55 @@ from app.graphql.types import Info, Job
 
 
 @strawberry.type
-class CreateJobPayload:
+class JobPayload:
+    """The shape of every mutation that answers a job (each has its own named type)."""
+
     job: Job | None
     user_errors: list[UserError]
 
 
+P = TypeVar("P", bound="JobPayload")
+
+
+async def job_payload(payload: type[P], call: Callable[[], Awaitable[DomainJob]]) -> P:
+    """Run a use case, answering its job or the userErrors it raised."""
+    job, errors = await user_errors(call)
+    return payload(job=Job.of(job) if job else None, user_errors=errors)
+
+
 @strawberry.type
-class RerunJobPayload:
+class CreateJobPayload(JobPayload):
+    pass
+
+
+@strawberry.type
+class RerunJobPayload(JobPayload):
     job: Job | None = strawberry.field(description="The new job; its `rerunOf` is the old one.")
-    user_errors: list[UserError]
 
 
 @strawberry.type
-class StopJobPayload:
-    job: Job | None
-    user_errors: list[UserError]
+class StopJobPayload(JobPayload):
+    pass
 
 
 @strawberry.type
-class ShareJobPayload:
-    job: Job | None
-    user_errors: list[UserError]
+class ShareJobPayload(JobPayload):
+    pass
 
 
 @strawberry.type
-class UpdateJobPayload:
-    job: Job | None
-    user_errors: list[UserError]
+class UpdateJobPayload(JobPayload):
+    pass
 
 
 @strawberry.type
-class HoldJobPayload:
-    job: Job | None
-    user_errors: list[UserError]
+class HoldJobPayload(JobPayload):
+    pass
 
 
 @strawberry.type
-class ReleaseJobPayload:
-    job: Job | None
-    user_errors: list[UserError]
+class ReleaseJobPayload(JobPayload):
+    pass
 
 
 @strawberry.type
@@ -92,15 +105,15 @@ class Mutation:
     async def create_job(self, info: Info, input: CreateJobInput) -> CreateJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(
+        return await job_payload(
+            CreateJobPayload,
             lambda: jobs.create(
                 actor=actor,
                 draft=input.to_draft(),
                 idempotency_key=input.idempotency_key,
                 shared_with=tuple(input.shared_with_groups or ()),
-            )
+            ),
         )
-        return CreateJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(
         description="Run an ended job again: a new job from its spec with `overrides`, "
@@ -111,13 +124,13 @@ class Mutation:
     async def rerun_job(self, info: Info, input: RerunJobInput) -> RerunJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(
+        return await job_payload(
+            RerunJobPayload,
             lambda: jobs.rerun(
                 actor=actor, job_id=input.job_id, overrides=input.to_overrides(),
                 idempotency_key=input.idempotency_key,
-            )
+            ),
         )
-        return RerunJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(
         description="Let the members of `groups` read the job (replacing earlier groups); "
@@ -126,17 +139,16 @@ class Mutation:
     async def share_job(self, info: Info, input: ShareJobInput) -> ShareJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(
-            lambda: jobs.share(actor=actor, job_id=input.job_id, groups=tuple(input.groups))
+        return await job_payload(
+            ShareJobPayload,
+            lambda: jobs.share(actor=actor, job_id=input.job_id, groups=tuple(input.groups)),
         )
-        return ShareJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(description="Stop a queued or running job; it ends STOPPED.")
     async def stop_job(self, info: Info, input: JobIdInput) -> StopJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(lambda: jobs.stop(actor=actor, job_id=input.job_id))
-        return StopJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+        return await job_payload(StopJobPayload, lambda: jobs.stop(actor=actor, job_id=input.job_id))
 
     @strawberry.mutation(
         description="A waiting (PENDING or QUEUED) job's new priority and/or queue; it starts "
@@ -145,12 +157,12 @@ class Mutation:
     async def update_job(self, info: Info, input: UpdateJobInput) -> UpdateJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(
+        return await job_payload(
+            UpdateJobPayload,
             lambda: jobs.update(
                 actor=actor, job_id=input.job_id, priority=input.priority, queue=input.queue
-            )
+            ),
         )
-        return UpdateJobPayload(job=Job.of(job) if job else None, user_errors=errors)
 
     @strawberry.mutation(
         description="Keep a waiting job from starting (reason HELD) until releaseJob; it keeps "
@@ -159,8 +171,7 @@ class Mutation:
     async def hold_job(self, info: Info, input: JobIdInput) -> HoldJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(lambda: jobs.hold(actor=actor, job_id=input.job_id))
-        return HoldJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+        return await job_payload(HoldJobPayload, lambda: jobs.hold(actor=actor, job_id=input.job_id))
 
     @strawberry.mutation(
         description="Let a held job start again, back in its place in the queue. Its owner or "
@@ -169,8 +180,9 @@ class Mutation:
     async def release_job(self, info: Info, input: JobIdInput) -> ReleaseJobPayload:
         actor = info.context.actor
         jobs = info.context.services.jobs
-        job, errors = await user_errors(lambda: jobs.release(actor=actor, job_id=input.job_id))
-        return ReleaseJobPayload(job=Job.of(job) if job else None, user_errors=errors)
+        return await job_payload(
+            ReleaseJobPayload, lambda: jobs.release(actor=actor, job_id=input.job_id)
+        )
 
     @strawberry.mutation(description="Stop the job if needed and remove it with its pods, events and logs.")
     async def delete_job(self, info: Info, input: JobIdInput) -> DeleteJobPayload:
