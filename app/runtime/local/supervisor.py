@@ -214,8 +214,10 @@ class Supervisor:
 
     def publish(self, job: LiveJob, events: Sequence[JobEvent], *, durable: bool = True) -> None:
         """Save the job's state, then report it (in order, once it is written)."""
-        if self.jobs.get(job.job_id) is not job:
-            return  # deleted while something of it was under way: nothing to report
+        if self.closed or self.jobs.get(job.job_id) is not job:
+            # Closed: the I/O thread is gone (a spawn that ends during shutdown); the job's
+            # files are read back at the next start. Deleted: nothing to report.
+            return
         update = job.update(self.host, events)
         final = job.state.status.is_final
         self.save(job, durable=durable).add_done_callback(partial(self._saved, job, update, final))
