@@ -15,7 +15,6 @@ VERSION = "v1beta2"  # Kueue v0.19 stores v1beta2 (v1beta1 is served, deprecated
 PLURAL = "workloads"
 # Every Job's Workload carries it (reconciler.go ConstructWorkload): the watch's selector.
 JOB_UID_LABEL = "kueue.x-k8s.io/job-uid"
-DEACTIVATE = {"spec": {"active": False}}
 
 # QuotaReserved=False reasons (apis/kueue/v1beta2/workload_types.go) -> jobgraph's codes.
 CODES = {

@@ -40,12 +40,12 @@ from app.runtime.kubernetes.cache import ClusterCache
 from app.runtime.kubernetes.calls import CONNECTION_ERRORS, REQUEST_TIMEOUT, call, domain_error
 from app.runtime.kubernetes.configuration import load_configuration
 from app.runtime.kubernetes.credentials import Credentials, RenewingApiClient, bearer
-from app.runtime.kubernetes.kueue import DEACTIVATE, KueueView
 from app.runtime.kubernetes.kueue import GROUP as KUEUE_GROUP
 from app.runtime.kubernetes.kueue import JOB_UID_LABEL as KUEUE_JOB_UID_LABEL
 from app.runtime.kubernetes.kueue import PLURAL as KUEUE_PLURAL
 from app.runtime.kubernetes.kueue import PRIORITY_CLASS_LABEL as KUEUE_PRIORITY_CLASS_LABEL
 from app.runtime.kubernetes.kueue import VERSION as KUEUE_VERSION
+from app.runtime.kubernetes.kueue import KueueView
 from app.runtime.kubernetes.logs import PodLogs
 from app.runtime.kubernetes.manifests import (
     CONTAINER,
@@ -355,45 +355,15 @@ class KubernetesRuntime:
         through the Workload: `spec.active: false` (Kueue evicts it and suspends the Job). A
         Job without a Workload (Kueue has not made one, e.g. its priority class is missing)
         is deleted: nothing of it ran, and Kueue cannot admit what does not exist."""
-        job = self._cache.jobs.get(job_id) or self._as_dict(await call(
-            f"read Job {job_id}",
-            lambda: self.batch.read_namespaced_job(job_id, self.namespace, _request_timeout=REQUEST_TIMEOUT),
-        ))
-        uid = job["metadata"]["uid"]
-        try:
-            listing = await call(
-                f"list the Workloads of Job {job_id}",
-                lambda: self.custom.list_namespaced_custom_object(
-                    KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL,
-                    label_selector=f"{KUEUE_JOB_UID_LABEL}={uid}", _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
-        except NotFound:
-            # The resource itself is unknown: no Kueue (v0.19 serves workloads v1beta2) here.
-            raise Conflict(
-                f"stop {job_id}: pool {self.pool.id!r} uses Kueue, but its cluster serves no "
-                f"{KUEUE_PLURAL}.{KUEUE_GROUP}/{KUEUE_VERSION}; install Kueue v0.19 or later"
-            ) from None
-        owned = [w for w in listing["items"] if owner_job(w) == (job_id, uid)]
+        owned = await self._workloads_of(job_id, what="stop")
         if not owned:
             self._cache.stopped_by_deletion.add(job_id)
             await self._delete_job(job_id, quiet=False)
             return
         for workload in owned:
-            await self._deactivate(job_id, workload["metadata"]["name"])
+            await self._set_active(job_id, workload["metadata"]["name"], active=False)
         # Marked once Kueue can no longer admit it: from here the job shows STOPPING.
         await self._patch_job(job_id, {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}})
-
-    async def _deactivate(self, job_id: str, workload: str) -> None:
-        # A merge patch: the client would send a dict as a JSON patch, and custom resources
-        # take no strategic merge patch.
-        await call(
-            f"deactivate Workload {workload} of Job {job_id}",
-            lambda: self.custom.patch_namespaced_custom_object(  # type: ignore[call-arg]
-                KUEUE_GROUP, KUEUE_VERSION, self.namespace, KUEUE_PLURAL, workload, DEACTIVATE,
-                _content_type="application/merge-patch+json", _request_timeout=REQUEST_TIMEOUT,
-            ),
-        )
 
     # -- steering waiting jobs (hold, release, reorder) -----------------------------------
 
