@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.domain.jobs import Job, JobEvent
+from app.domain.jobs import Job, JobEvent, JobRemoved
 from app.domain.usage import PoolChanged
 from app.store.db import after_commit
 
@@ -55,7 +55,11 @@ class Broker:
         await self._stage(within, (POOLS_TOPIC,), PoolChanged(pool_id))
 
     async def publish_event(self, event: JobEvent, *, within: AsyncSession) -> None:
-        await self._stage(within, (events_topic(event.job_id),), event)
+        await self._stage(within, (events_topic(event.job_id), ALL_EVENTS_TOPIC), event)
+
+    async def publish_job_removed(self, job_id: str, *, within: AsyncSession) -> None:
+        """The job is deleted in `within`'s transaction (for caches of what it was)."""
+        await self._stage(within, (REMOVED_JOBS_TOPIC,), JobRemoved(job_id))
 
     async def _stage(self, session: AsyncSession, topics: tuple[str, ...], message: Any) -> None:
         after_commit(session, partial(self._deliver_all, topics, message))
@@ -74,12 +78,21 @@ class Broker:
 
     def deliver(self, topic: str, message: Any) -> None:
         """Hand a message to this process's listeners and subscribers of `topic`."""
-        for callback in self._listeners.get(topic, ()):
-            callback(message)
+        self._tell_listeners(topic, message)
         for queue in self._subscribers.get(topic, ()):
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(message)
+
+    def _tell_listeners(self, topic: str, message: Any) -> None:
+        for callback in self._listeners.get(topic, ()):
+            callback(message)
+
+    @property
+    def hearing(self) -> bool:
+        """Whether every change is being heard now (in-process: always). While not, a
+        cache that messages invalidate must not answer from what it holds."""
+        return True
 
     @asynccontextmanager
     async def subscribe(self, topic: str) -> AsyncIterator[asyncio.Queue[Any]]:
@@ -110,6 +123,10 @@ def job_topic(job_id: str) -> str:
 
 
 ALL_JOBS_TOPIC = "jobs"
+# Every job's events, and deleted jobs: heard only by listeners (caches), never
+# subscribed to.
+ALL_EVENTS_TOPIC = "events"
+REMOVED_JOBS_TOPIC = "jobs:removed"
 TOKENS_TOPIC = "tokens"
 POOLS_TOPIC = "pools"
 

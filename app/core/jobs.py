@@ -392,19 +392,24 @@ class JobService:
             await audit.record(session, actor=actor, action="job.delete", job_id=job_id)
             # Its pool's usage changed (a job that ran or waited is gone).
             await self.broker.publish_pool_change(job.resource_pool_id, within=session)
+            await self.broker.publish_job_removed(job_id, within=session)
         return job_id
 
     async def share(self, *, actor: Principal, job_id: str, groups: tuple[str, ...]) -> Job:
         """Let the members of `groups` read the job (replacing the previous groups)."""
         job = await self._for_action(actor=actor, job_id=job_id, action="job.share")
         groups = check_groups(groups)
+        shared = replace(job, shared_with=groups)
         async with self.db.transaction() as session:
             await JobRepository(session).set_shares(job_id, groups)
             await audit.record(
                 session, actor=actor, action="job.share", job_id=job_id,
                 detail=", ".join(groups) or "(no groups)",
             )
-        return replace(job, shared_with=groups)
+            # Who may read it changed: its new readers' subscriptions and every cached
+            # answer about it hear of it.
+            await self.broker.publish_job(shared, within=session)
+        return shared
 
     # -- waiting jobs: steer them, see where they stand ----------------------------------
 

@@ -20,6 +20,7 @@ import contextlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -34,10 +35,10 @@ from tenacity import (
 from app.core.broker import ALL_JOBS_TOPIC, TOKENS_TOPIC, Broker, events_topic, job_topic
 from app.core.supervision import supervised
 from app.domain.errors import DatabaseUnavailable
-from app.domain.jobs import Job, JobEvent, utcnow
+from app.domain.jobs import Job, JobEvent, JobRemoved, utcnow
 from app.domain.tokens import TokenRevoked
 from app.domain.usage import PoolChanged
-from app.store.db import Database
+from app.store.db import Database, after_commit
 from app.store.events import EventRepository
 from app.store.jobs import JobRepository
 from app.store.notifications import Listener, notify
@@ -78,6 +79,9 @@ class PostgresBroker(Broker):
         self._good_until = utcnow()  # the time up to which nothing was missed
         self._tasks: list[asyncio.Task[None]] = []
         self.reconnects = 0
+        # False from the moment the listening connection is known lost until what was
+        # missed has been re-read: caches must not answer meanwhile.
+        self._hearing = True
 
     async def start(self) -> None:
         # The first connection is not retried: a database that is away at start-up
@@ -100,9 +104,20 @@ class PostgresBroker(Broker):
 
     # ---------------------------------------------------------------- publishing
 
+    @property
+    def hearing(self) -> bool:
+        return self._hearing and not self._lost.is_set()
+
     async def _stage(self, session: AsyncSession, topics: tuple[str, ...], message: Any) -> None:
-        """NOTIFY in the change's own transaction: PostgreSQL sends it on commit."""
+        """NOTIFY in the change's own transaction: PostgreSQL sends it on commit. This
+        process's caches are told at the commit itself, so a client reads its own write
+        here before the notification has made the round trip."""
         await notify(session, CHANNEL, _payload(topics, message))
+        after_commit(session, partial(self._tell_all_listeners, topics, message))
+
+    def _tell_all_listeners(self, topics: tuple[str, ...], message: Any) -> None:
+        for topic in topics:
+            self._tell_listeners(topic, message)
 
     def _publish_to(self, topics: tuple[str, ...], message: Any) -> None:
         """A message outside any transaction: sent by the send loop, retried while the
@@ -151,6 +166,7 @@ class PostgresBroker(Broker):
         return True
 
     async def _reconnect(self) -> None:
+        self._hearing = False
         missed_since = self._good_until
         log.warning("broker.connection_lost", since=missed_since.isoformat())
         if self._listener is not None:
@@ -174,6 +190,7 @@ class PostgresBroker(Broker):
     def _heard(self, payload: str) -> None:
         if self._inbox.full():
             # Fallen this far behind: drop what waits and re-read the state instead.
+            self._hearing = False
             since = self._good_until
             while not self._inbox.empty():
                 self._inbox.get_nowait()
@@ -203,9 +220,11 @@ class PostgresBroker(Broker):
             self._good_until = max(self._good_until, item.at)
 
     async def _resolve(self, note: dict[str, Any]) -> None:
-        message: Job | JobEvent | TokenRevoked | PoolChanged | None
+        message: Job | JobEvent | TokenRevoked | PoolChanged | JobRemoved | None
         if "revoked" in note:
             message = TokenRevoked(note["revoked"])
+        elif "removed" in note:
+            message = JobRemoved(note["removed"])
         elif "pool" in note:
             message = PoolChanged(note["pool"])
         elif "snapshot" in note:
@@ -249,6 +268,7 @@ class PostgresBroker(Broker):
         for callback in self._resync_callbacks:
             callback()
         self._good_until = max(self._good_until, started)
+        self._hearing = True
         log.info("broker.resynced", since=since.isoformat(), jobs=len(current), changed=len(changed))
 
 
@@ -262,6 +282,8 @@ def _payload(topics: tuple[str, ...], message: Any) -> str:
         note = {"topics": topics, "revoked": message.token_id}
     elif isinstance(message, PoolChanged):
         note = {"topics": topics, "pool": message.pool_id}
+    elif isinstance(message, JobRemoved):
+        note = {"topics": topics, "removed": message.job_id}
     else:
         raise TypeError(f"cannot publish {type(message).__name__} across replicas")
     payload = json.dumps(note)

@@ -242,3 +242,10 @@ class JobEvent:
     # Identifies the event at its source so that seeing it again (a runtime replaying
     # its history after a restart, a Kubernetes event re-listed) stores it once.
     key: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+@dataclass(frozen=True, slots=True)
+class JobRemoved:
+    """Broker message: the job was deleted (no job change announces it)."""
+
+    job_id: str
