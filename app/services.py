@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
+from app.core.answers import AnswerCache
 from app.core.audit import AuditService
 from app.core.broker import Broker
 from app.core.identity import IdentityService
@@ -39,5 +40,7 @@ class Services:
     usage: UsageService
     terminal_tickets: TerminalTickets
     terminals: TerminalService
+    # Encoded answers of job reads, dropped by the broker's job changes.
+    answers: AnswerCache
     # What `stop_services` releases, in reverse order of start-up.
     resources: AsyncExitStack = field(default_factory=AsyncExitStack)

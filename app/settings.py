@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     max_log_bytes_on_disk: int = Field(default=100 * 1024 * 1024, ge=262_144)
     # What a client sent, echoed in an error message or a log line, is cut to this.
     max_echo_bytes: int = Field(default=1024, ge=64)
+    # Answers to reads of jobs kept until a change to those jobs (app/core/answers.py);
+    # 0 turns the cache off.
+    answer_cache_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
     @field_validator("cors_origins")
     @classmethod

@@ -6,6 +6,7 @@ from contextlib import AsyncExitStack
 
 import structlog
 
+from app.core.answers import AnswerCache
 from app.core.audit import AuditService
 from app.core.broker import Broker
 from app.core.identity import IdentityService
@@ -158,6 +159,7 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
             db=db, jobs=jobs, runtimes=runtimes, tickets=tickets,
             idle_seconds=settings.terminal_idle_seconds, limiter=limiter,
         ),
+        answers=AnswerCache(broker, max_bytes=settings.answer_cache_bytes),
     )
     for runtime in runtimes:
         # Registered before it starts: a start that fails half-way is closed too.
