@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
 from app.domain.errors import DomainError, RateLimited, Unauthenticated
-from app.web.auth import CallerDep, ServicesDep, credential
+from app.web.auth import EITHER_CREDENTIAL, CallerDep, ServicesDep, credential
 from rest_compat import models, shapes
 from rest_compat.envelope import RestError, fail, ok
 
@@ -84,6 +84,7 @@ def login_router() -> APIRouter:
     @router.post(
         "/outLogin", summary="Log out: revokes the token a login handed out",
         response_model=models.Envelope[models.LoggedOut],
+        openapi_extra={"security": EITHER_CREDENTIAL},
     )
     async def logout(
         request: Request, services: ServicesDep, caller: CallerDep
@@ -92,7 +93,7 @@ def login_router() -> APIRouter:
         # no longer works (or none at all) has no session left to end.
         ended = False
         try:
-            secret = await credential(request)
+            secret = credential(request)
         except Unauthenticated:
             secret = None
         if caller.principal is not None and secret:

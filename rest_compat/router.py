@@ -4,16 +4,21 @@ operation in-process and answers the legacy envelope."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from app.domain.errors import DomainError, PayloadTooLarge, RateLimited
+from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
-from app.web.auth import CallerDep, ServicesDep
+from app.services import Services
+from app.web.answer_cache import mark_keepable
+from app.web.auth import IdentifiedRoute, get_caller
 from app.web.graphql_route import build_context
+from app.web.json_body import dump_json
 from rest_compat import models, shapes
 from rest_compat.envelope import (
     INVALID_SPEC_STATUS,
@@ -44,15 +49,35 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def rest_context(request: Request, services: ServicesDep, caller: CallerDep) -> GraphQLContext:
+@dataclass(frozen=True, slots=True)
+class Asker:
+    """Who asks, and what to answer with; the GraphQL context is built only when an
+    operation is run (an answer from the cache needs none)."""
+
+    request: Request
+    services: Services
+    principal: Principal
+
+    def context(self) -> GraphQLContext:
+        return build_context(self.request, self.services, self.principal)
+
+
+async def rest_asker(request: Request) -> Asker:
+    """One dependency (each costs the hot path): the services and the caller."""
+    caller = await get_caller(request)
     try:
         principal = caller.require()
     except DomainError as refusal:
         retry = refusal.retry_after if isinstance(refusal, RateLimited) else None
         raise RestError(refusal.code, refusal.message, retry_after=retry) from None
-    return build_context(request, services, principal)
+    return Asker(request, request.app.state.services, principal)
 
 
+async def rest_context(asker: Annotated[Asker, Depends(rest_asker)]) -> GraphQLContext:
+    return asker.context()
+
+
+AskerDep = Annotated[Asker, Depends(rest_asker)]
 Context = Annotated[GraphQLContext, Depends(rest_context)]
 
 
@@ -71,7 +96,10 @@ def _body_doc(*models_: type) -> dict[str, Any]:
 
 
 def rest_router(operations: Operations) -> APIRouter:
-    router = APIRouter(prefix="/api", tags=["jobs (REST compatibility)"], responses=ERRORS)
+    router = APIRouter(
+        prefix="/api", tags=["jobs (REST compatibility)"], responses=ERRORS,
+        route_class=IdentifiedRoute,
+    )
 
     async def run(
         name: str, variables: dict[str, Any], context: GraphQLContext, *,
@@ -89,18 +117,31 @@ def rest_router(operations: Operations) -> APIRouter:
             raise error
         return data
 
+    async def answer(
+        name: str, variables: dict[str, Any], asker: Asker, *,
+        envelope: Callable[[Any], dict[str, Any]], field: str, **options: Any,
+    ) -> Response:
+        """A read's envelope; marked for the AnswerCacheMiddleware to keep when its
+        operation's answers may be kept (app/graphql/kept_answers.py)."""
+        context = asker.context()
+        body = dump_json(envelope(await run(name, variables, context, field=field, **options)))
+        if operations.keeps_answers(name):
+            mark_keepable(asker.request, context.reads)
+        return Response(body, media_type="application/json")
+
     @router.post("/jobs", summary="List jobs", response_model=models.Envelope[models.JobList],
         openapi_extra=_body_doc(models.ListJobsRequest),
     )
     async def list_jobs(
-        request: Request, context: Context,
+        request: Request, asker: AskerDep,
         resourcePoolId: str | None = None, queueID: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         body = await json_body(request)
         variables = shapes.list_variables(body, resource_pool_id=resourcePoolId, queue=queueID)
-        page = await run("RestListJobs", variables, context, field="jobs",
-                         variable_names={"first": "pageSize", "offset": "pageNumber"})
-        return ok({"jobs": [shapes.legacy_job(j) for j in page["jobs"]], "totalCount": page["totalCount"]})
+        return await answer(
+            "RestListJobs", variables, asker, field="jobs", envelope=_job_list,
+            variable_names={"first": "pageSize", "offset": "pageNumber"},
+        )
 
     @router.post("/jobs/create", summary="Create a job (flat, taskParams unified or native shape)",
         response_model=models.Envelope[models.CreatedJob],
@@ -135,11 +176,10 @@ def rest_router(operations: Operations) -> APIRouter:
     @router.get("/jobs/{jobId}", summary="One job, with its config and pods",
                 response_model=models.Envelope[models.JobDetail])
     async def get_job(
-        jobId: str, context: Context,
+        jobId: str, asker: AskerDep,
         needDetail: Annotated[bool, Query(description="Accepted; details always come.")] = True,
-    ) -> dict[str, Any]:
-        job = shapes.legacy_job(await run("RestGetJob", {"jobId": jobId}, context, field="job"))
-        return ok({**job, "job": job})
+    ) -> Response:
+        return await answer("RestGetJob", {"jobId": jobId}, asker, field="job", envelope=_job_detail)
 
     @router.post("/jobs/{jobId}/stop", summary="Stop a job",
                  response_model=models.Envelope[models.StoppedJob],
@@ -210,6 +250,15 @@ def rest_router(operations: Operations) -> APIRouter:
         return ok(shapes.legacy_user(viewer))
 
     return router
+
+
+def _job_list(page: dict[str, Any]) -> dict[str, Any]:
+    return ok({"jobs": [shapes.legacy_job(j) for j in page["jobs"]], "totalCount": page["totalCount"]})
+
+
+def _job_detail(found: dict[str, Any]) -> dict[str, Any]:
+    job = shapes.legacy_job(found)
+    return ok({**job, "job": job})
 
 
 async def _log_events(stream: AsyncGenerator[Any, None]) -> AsyncIterator[dict[str, str]]:

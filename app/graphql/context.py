@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cached_property
 
 from strawberry.dataloader import DataLoader
 from strawberry.fastapi import BaseContext
 
+from app.core.answers import Reads
 from app.domain.errors import DomainError, Unauthenticated
 from app.domain.jobs import Job, JobEvent, Pod
 from app.domain.principal import Principal
@@ -79,7 +81,14 @@ class GraphQLContext(BaseContext):
         # How clients reach this server (e.g. https://jobs.example.com), for URLs handed
         # out such as web-terminal links; set by whoever builds the context from a request.
         self.public_url = public_url
-        self.loaders = Loaders(self, cache=cache_loads)
+        self._cache_loads = cache_loads
+        # What the answer is read from, for the answer cache (resolvers note it).
+        self.reads = Reads()
+
+    @cached_property
+    def loaders(self) -> Loaders:
+        """Made when a resolver first needs one (an answer from the cache needs none)."""
+        return Loaders(self, cache=self._cache_loads)
 
     @property
     def actor(self) -> Principal:

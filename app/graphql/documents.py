@@ -21,6 +21,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from app.graphql.fanout import fanout_error
+from app.graphql.kept_answers import keepable
 
 MAX_CACHED_DOCUMENTS = 256
 # Costs remembered per document: one per operation and set of page-size variables.
@@ -32,6 +33,7 @@ class Document:
     document: DocumentNode
     errors: list[GraphQLError] | None = None  # None: not validated yet
     costs: dict[Any, int] = field(default_factory=dict)
+    keepable: bool | None = None  # whether its answers may be kept (None: not checked yet)
 
     def remember_cost(self, key: Any, cost: int) -> None:
         if len(self.costs) >= MAX_COSTS_PER_DOCUMENT:
@@ -106,6 +108,13 @@ class DocumentCache(SchemaExtension):
                 context.schema._schema, self.entry, context.validation_rules
             )
         yield
+
+
+def keeps_answers(schema: Any, entry: Document) -> bool:
+    """Whether answers to this (valid) document may be kept, checked once."""
+    if entry.keepable is None:
+        entry.keepable = not entry.errors and keepable(schema, entry.document)
+    return entry.keepable
 
 
 def current(context: Any) -> Document | None:

@@ -38,6 +38,7 @@ class Query:
         page = PageRequest(
             first=first, after=JobCursor.decode(after) if after else None, offset=offset
         )
+        info.context.reads.all_jobs()
         result = await info.context.services.jobs.list(
             actor=info.context.actor, job_filter=job_filter, page=page
         )
@@ -51,6 +52,7 @@ class Query:
     @strawberry.field(description="One job by its id, e.g. `j-7k2m9x4q`.")
     async def job(self, info: Info, id: strawberry.ID) -> Job | None:
         job, pods = await info.context.services.jobs.get_with_pods(actor=info.context.actor, job_id=id)
+        info.context.reads.job(job.job_id)
         # Read with the job in one query: `pods` below costs no second one.
         info.context.loaders.pods.prime(job.job_id, pods)
         return Job.of(job)

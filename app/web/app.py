@@ -8,6 +8,7 @@ import math
 import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
@@ -25,6 +26,8 @@ from app.domain.errors import (
 from app.domain.limits import set_echo_bytes
 from app.settings import Settings
 from app.web import health, metrics, terminal_socket
+from app.web.answer_cache import AnswerCacheMiddleware
+from app.web.auth import document_credentials
 from app.web.body_limit import RequestBodyLimit
 from app.web.bootstrap import start_services, stop_services
 from app.web.cors import install_cors
@@ -153,6 +156,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _forbidden(_: Request, exc: PermissionDenied) -> JSONResponse:
         return JSONResponse({"message": exc.message, "code": exc.code}, status_code=403)
 
+    # Innermost: reads answered from the answer cache, once the body limit holds.
+    app.add_middleware(
+        AnswerCacheMiddleware, prefixes=("/api/jobs", "/graphql"),
+        max_body_bytes=settings.max_request_body_bytes,
+    )
     app.add_middleware(RequestBodyLimit, max_bytes=settings.max_request_body_bytes)
     app.add_middleware(metrics.MetricsMiddleware)
     install_cors(app, settings)  # last added: outermost
@@ -164,4 +172,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(terminal_socket.router)
     # The REST facade; its operations are validated here, so a bad one stops start-up.
     install_rest_facade(app)
+    _document_credentials(app)
     return app
+
+
+def _document_credentials(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = build()
+        document_credentials(document)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -4,10 +4,11 @@ the core's IdentityService. Each entry point renders a refusal in its own shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.requests import HTTPConnection
 
 from app.domain.errors import DomainError, Unauthenticated
@@ -62,8 +63,9 @@ async def identify(services: Services, token: str | None, client_addr: str | Non
 
 
 # How a request (or WebSocket handshake) carries its credential, as FastAPI security
-# schemes: they read the headers and put the schemes in the OpenAPI document. They never
-# answer by themselves (auto_error=False): each entry point renders refusals its own way.
+# schemes: only for the OpenAPI document (`document_credentials`). The request is read by
+# `credential` itself, in one dependency: each of FastAPI's dependencies costs the hot
+# path more than reading two headers does (bench/README.md).
 BEARER = HTTPBearer(
     auto_error=False,
     scheme_name="bearerToken",
@@ -76,36 +78,59 @@ LEGACY_TOKEN = APIKeyHeader(
     scheme_name="legacyAuthToken",
     description="The same token in `X-Auth-Token`, as the legacy console sends it.",
 )
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]
-LegacyTokenDep = Annotated[str | None, Depends(LEGACY_TOKEN)]
 
 
-def choose_credential(
-    conn: HTTPConnection, bearer: HTTPAuthorizationCredentials | None, legacy_token: str | None
-) -> str | None:
+def credential(conn: HTTPConnection) -> str | None:
     """The one place that decides which credential a request carries: the bearer token
     of `Authorization`, else `X-Auth-Token` (the legacy console sends its token in both);
     raises `Unauthenticated` for an Authorization header that is not `Bearer <token>`."""
-    if bearer is not None:
-        return bearer.credentials
-    if conn.headers.get("authorization"):
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return (legacy_token or "").strip() or None
+    authorization = conn.headers.get("authorization")
+    if authorization:
+        token = bearer_token(authorization)
+        if token is None:
+            raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+        return token
+    return (conn.headers.get("x-auth-token") or "").strip() or None
 
 
-async def credential(conn: HTTPConnection) -> str | None:
-    """`choose_credential` outside dependency injection."""
-    return choose_credential(conn, await BEARER(conn), await LEGACY_TOKEN(conn))
+# Where a request's caller is kept once identified (app/web/answer_cache.py does it
+# before routing), so that a request is identified, and rate-limited, once.
+CALLER_STATE = "jobgraph.caller"
 
 
-async def get_caller(
-    conn: HTTPConnection, services: ServicesDep, bearer: BearerDep, legacy_token: LegacyTokenDep
-) -> Caller:
+async def identify_request(conn: HTTPConnection) -> Caller:
     try:
-        token = choose_credential(conn, bearer, legacy_token)
+        token = credential(conn)
     except Unauthenticated as refusal:
         return Caller(None, refusal)
+    services: Services = conn.app.state.services
     return await identify(services, token, conn.client.host if conn.client else None)
+
+
+async def get_caller(conn: HTTPConnection) -> Caller:
+    known = conn.scope.get("state", {}).get(CALLER_STATE)
+    return known if known is not None else await identify_request(conn)
+
+
+EITHER_CREDENTIAL: list[dict[str, list[str]]] = [{BEARER.scheme_name: []}, {LEGACY_TOKEN.scheme_name: []}]
+
+
+class IdentifiedRoute(APIRoute):
+    """A route that asks who is calling: documented in OpenAPI as taking either
+    credential (the schemes themselves: `document_credentials`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.openapi_extra = {**(self.openapi_extra or {}), "security": EITHER_CREDENTIAL}
+
+
+def document_credentials(document: dict[str, Any]) -> None:
+    """Put the two credential schemes in an OpenAPI document."""
+    schemes = document.setdefault("components", {}).setdefault("securitySchemes", {})
+    for scheme in (BEARER, LEGACY_TOKEN):
+        schemes[scheme.scheme_name] = scheme.model.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        )
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse
 from strawberry.fastapi import GraphQLRouter
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 
 # The exception Strawberry's views answer as a plain-text status (re-exported here
 # whichever package defines it in the installed version).
@@ -24,9 +24,11 @@ from app.domain.errors import RuntimeUnavailable
 from app.domain.limits import clip
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
+from app.graphql.documents import keeps_answers, lookup
 from app.graphql.schema import schema
 from app.services import Services
-from app.web.auth import UNAUTHENTICATED_MESSAGE, CallerDep, ServicesDep, bearer_token, identify
+from app.web.answer_cache import mark_keepable
+from app.web.auth import UNAUTHENTICATED_MESSAGE, bearer_token, get_caller, identify
 from app.web.graphiql import AssetsMissing, offline_graphiql_html
 from app.web.json_body import JSONBodyInvalid, load_json
 from app.web.public_url import public_base_url
@@ -52,11 +54,12 @@ def build_context(
     )
 
 
-async def graphql_context(
-    conn: HTTPConnection, services: ServicesDep, caller: CallerDep
-) -> GraphQLContext:
+async def graphql_context(conn: HTTPConnection) -> GraphQLContext:
+    """One dependency, not three (each costs the hot path)."""
     # The GraphiQL page itself is public (a browser cannot attach a header to it);
     # every operation needs a principal. WebSockets authenticate in connection_init.
+    services: Services = conn.app.state.services
+    caller = await get_caller(conn)
     is_ide_page = (
         conn.scope["type"] == "http"
         and conn.scope["method"] == "GET"
@@ -130,6 +133,16 @@ class JobgraphGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
     graphql_transport_ws_handler_class = TransportWSHandler
     graphql_ws_handler_class = LegacyWSHandler
 
+    async def execute_operation(  # noqa: PLR0917 (Strawberry's signature)
+        self, request, request_adapter, request_data, context, root_value, sub_response
+    ):
+        result = await super().execute_operation(
+            request, request_adapter, request_data, context, root_value, sub_response
+        )
+        if _keepable(request_data, result):
+            mark_keepable(request, context.reads)
+        return result
+
     async def process_result(self, request, result: ExecutionResult) -> GraphQLHTTPResponse:
         # Syntax errors are answered before the extensions that add codes run.
         for error in result.errors or ():
@@ -165,6 +178,24 @@ class JobgraphGraphQLRouter(GraphQLRouter[GraphQLContext, None]):
             return HTMLResponse(offline_graphiql_html())
         except AssetsMissing as missing:  # an install without `make assets`
             return HTMLResponse(f"<p>GraphiQL is not available: {missing}</p>", status_code=503)
+
+
+def _keepable(request_data: Any, result: Any) -> bool:
+    """An answer the AnswerCacheMiddleware may keep: a plain HTTP request (no extensions,
+    nothing streamed) of a document that keeps answers, answered without errors.
+    Extensions are kept with the data: the query's cost is a function of the document
+    and its variables, both part of the request."""
+    if (
+        not isinstance(request_data, GraphQLRequestData)
+        or request_data.protocol != "http"
+        or request_data.extensions
+        or request_data.query is None
+        or not isinstance(result, ExecutionResult)
+        or result.errors
+    ):
+        return False
+    entry = lookup(request_data.query)
+    return entry is not None and entry.errors == [] and keeps_answers(schema._schema, entry)
 
 
 def _json_kind(value: Any) -> str:

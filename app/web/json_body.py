@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 # No request of this API nests more than a few levels; a deep document only costs
 # recursion further in (variable coercion, validation) and ends as a RecursionError.
 MAX_JSON_DEPTH = 32
@@ -87,3 +89,12 @@ def _check_text(text: str, what: str) -> None:
             f"a string in {what} is not valid Unicode text (an unpaired surrogate "
             f"\\u{ord(text[error.start]):04x})"
         ) from None
+
+
+def dump_json(value: Any) -> bytes:
+    """An answer's body: compact UTF-8 JSON, by orjson; the standard library for what
+    orjson refuses (an integer beyond 64 bits in a job's JSON config)."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

@@ -28,11 +28,14 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.core.answers import AnswerCache
 from app.domain.errors import PermissionDenied
 from app.domain.usage import FinishedJob
-from app.web.auth import CallerDep, ServicesDep
+from app.web.auth import EITHER_CREDENTIAL, CallerDep, ServicesDep
 
 REGISTRY = CollectorRegistry()
 REQUESTS = Counter(
@@ -59,6 +62,30 @@ JOBS_FINISHED = Counter(
 )
 # A count that keeps growing while the load does not means tasks leak.
 TASKS = Gauge("jobgraph_event_loop_tasks", "Tasks alive on the server's event loop.", registry=REGISTRY)
+
+
+class AnswerCacheMetrics(Collector):
+    """Read from the cache at scrape time: nothing is counted twice on the hot path."""
+
+    def __init__(self) -> None:
+        self.cache: AnswerCache | None = None
+
+    def collect(self):
+        if self.cache is None:
+            return
+        lookups = CounterMetricFamily(
+            "jobgraph_answer_cache_lookups", "Reads looked up in the answer cache.", labels=["outcome"]
+        )
+        lookups.add_metric(["hit"], self.cache.hits)
+        lookups.add_metric(["miss"], self.cache.misses)
+        yield lookups
+        yield GaugeMetricFamily(
+            "jobgraph_answer_cache_bytes", "Bytes of answers kept.", value=self.cache.size_bytes
+        )
+
+
+ANSWER_CACHE = AnswerCacheMetrics()
+REGISTRY.register(ANSWER_CACHE)
 
 
 def count_finished(job: FinishedJob) -> None:
@@ -123,6 +150,7 @@ router = APIRouter(tags=["operations"])
 
 @router.get(
     "/metrics", summary="Prometheus metrics (administrators)", response_class=PlainTextResponse,
+    openapi_extra={"security": EITHER_CREDENTIAL},
     responses={401: {"description": "No or bad credentials"}, 403: {"description": "Not an administrator"}},
 )
 async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
@@ -132,4 +160,5 @@ async def metrics(services: ServicesDep, caller: CallerDep) -> Response:
         JOBS.labels(status).set(count)
     SUBSCRIBERS.set(services.broker.subscriber_total())
     TASKS.set(len(asyncio.all_tasks()))
+    ANSWER_CACHE.cache = services.answers
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
