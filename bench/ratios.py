@@ -216,6 +216,8 @@ async def main(args: argparse.Namespace) -> None:
     env = server_env(data_dir, database_url, JOBGRAPH_LOG_LEVEL="warning")
     if args.code:  # another checkout's code (e.g. the commit before a change), same venv
         env["PYTHONPATH"] = args.code
+    if args.no_answer_cache:  # every read computed: the path of a job that just changed
+        env["JOBGRAPH_ANSWER_CACHE_BYTES"] = "0"
     server = Server(data_dir=data_dir, env=env)
     token = server.token("bench", admin=True)
     start_quiet(server)
@@ -283,6 +285,8 @@ if __name__ == "__main__":
     parser.add_argument("--pin", action="store_true",
                         help="servers on CPU 0, wrk on CPU 1 (default: the scheduler decides)")
     parser.add_argument("--code", help="run the server from this source tree (PYTHONPATH)")
+    parser.add_argument("--no-answer-cache", action="store_true",
+                        help="JOBGRAPH_ANSWER_CACHE_BYTES=0: every read is computed")
     parser.add_argument("--profile", help="record the server with py-spy during this case")
     parser.add_argument("--profile-out", default="/tmp/jobgraph-profile.txt")
     asyncio.run(main(parser.parse_args()))

@@ -197,14 +197,15 @@ def rest_router(operations: Operations) -> APIRouter:
     @router.get("/jobs/{jobId}/events", summary="A job's events, oldest first",
                 response_model=models.Envelope[models.JobEvents])
     async def job_events(
-        jobId: str, context: Context,
+        jobId: str, asker: AskerDep,
         startTime: Annotated[str | None, Query(description="ISO 8601")] = None,
         endTime: Annotated[str | None, Query(description="ISO 8601")] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         variables = {"jobId": jobId, "since": startTime or None, "until": endTime or None}
-        job = await run("RestJobEvents", variables, context, field="job",
-                        variable_names={"since": "startTime", "until": "endTime"})
-        return ok({"events": job["events"]})
+        return await answer(
+            "RestJobEvents", variables, asker, field="job", envelope=_job_events,
+            variable_names={"since": "startTime", "until": "endTime"},
+        )
 
     @router.get("/jobs/{jobId}/pods/{podName}/logs", summary="A pod's log (follow=true: a text/event-stream)",
         response_model=models.Envelope[models.PodLogs],
@@ -254,6 +255,10 @@ def rest_router(operations: Operations) -> APIRouter:
 
 def _job_list(page: dict[str, Any]) -> dict[str, Any]:
     return ok({"jobs": [shapes.legacy_job(j) for j in page["jobs"]], "totalCount": page["totalCount"]})
+
+
+def _job_events(job: dict[str, Any]) -> dict[str, Any]:
+    return ok({"events": job["events"]})
 
 
 def _job_detail(found: dict[str, Any]) -> dict[str, Any]:

@@ -124,6 +124,13 @@ async def test_answers_are_kept_per_principal_and_dropped_by_shares_and_deletion
         job_id = (await create_job(alice.graphql, name="shared later", command=[PY, "-c", "pass"]))["jobId"]
         await wait_for_status(alice.graphql, job_id, "SUCCEEDED")
         assert await root.reason(job_id) is None  # kept for the admin ...
+        assert await root.reason(job_id) is None
+        metrics = (await root.http.get("/metrics")).text
+        # Answered from memory, counted like a computed answer, under its route.
+        assert 'route="/api/jobs/{jobId}",status="200"' in metrics
+        assert 'route="unmatched"' not in metrics
+        hits = next(line for line in metrics.splitlines() if 'outcome="hit"' in line)
+        assert float(hits.rsplit(" ", 1)[1]) >= 1
         assert (await carol.rest(job_id)).status_code == 404  # ... not for another user
         assert job_id not in await carol.listed()  # kept: carol's list, without it
         shared = await alice.graphql.execute(SHARE, {"id": job_id, "groups": ["vision"]})
