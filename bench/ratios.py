@@ -231,7 +231,7 @@ async def main(args: argparse.Namespace) -> None:
         # CPU ms per request of each server (from /proc): what a request costs whatever
         # else the shared machine runs; "cpu ratio" = bare's cost / jobgraph's.
         print(f"{'case':<14}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'bare req/s':>12}{'ratio':>7}{'goal':>6}"
-              f"{'cpu ms/req':>12}{'bare cpu':>10}{'cpu ratio':>11}")
+              f"{'cpu ms/req':>12}{'bare cpu':>10}{'cpu ratio':>11}{'bare p50/p99 ms':>17}")
         selected = args.cases.split(",") if args.cases else list(cases(ids[0]))
         for _ in range(args.rounds):
             for name in selected:
@@ -260,7 +260,8 @@ async def main(args: argparse.Namespace) -> None:
                     f"  errors: {result['errors']} {result['socket_errors']}"
                 print(f"{name:<14}{result['rps']:>9.0f}{result['p50']:>9.1f}{result['p99']:>9.1f}"
                       f"{base['rps']:>12.0f}{ratio:>7.2f}{GOALS[name]:>6.2f}"
-                      f"{server_ms:>12.2f}{bare_ms:>10.2f}{bare_ms / server_ms:>11.2f}{flag}")
+                      f"{server_ms:>12.2f}{bare_ms:>10.2f}{bare_ms / server_ms:>11.2f}"
+                      f"{base['p50']:>9.1f}/{base['p99']:<7.1f}{flag}")
         now, peak = rss_mib(server.process.pid)
         print(f"jobgraph RSS after: {now:.0f} MiB (peak {peak:.0f} MiB)")
         load = os.getloadavg()
