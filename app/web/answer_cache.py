@@ -35,7 +35,6 @@ MAX_KEPT_REQUEST_BYTES = 16 * 1024
 @dataclass(frozen=True, slots=True)
 class KeptResponse:
     body: bytes
-    content_type: bytes
     # What routing found, so that metrics label a kept answer like a computed one.
     route: Any
     path_params: dict[str, Any]
@@ -87,27 +86,31 @@ class AnswerCacheMiddleware:
             await _send(send, kept)
             return
         begun = answers.begin()
-        status = 0
-        content_type = b""
+        keeping = False
         parts: list[bytes] = []
 
         async def capture(message: Message) -> None:
-            nonlocal status, content_type
+            nonlocal keeping
             if message["type"] == "http.response.start":
-                status = message["status"]
+                # Marked by the handler before it answered; anything else (a stream of
+                # log lines, an error) passes through without being held.
                 content_type = dict(message.get("headers") or ()).get(b"content-type", b"")
-            elif message["type"] == "http.response.body":
+                keeping = (
+                    message["status"] == 200
+                    and content_type.startswith(b"application/json")
+                    and READS_STATE in scope["state"]
+                )
+            elif keeping and message["type"] == "http.response.body":
                 parts.append(message.get("body", b""))
             await send(message)
 
         await self.app(scope, receive, capture)
-        reads: Reads | None = scope["state"].get(READS_STATE)
-        if reads is not None and status == 200 and content_type.startswith(b"application/json"):
+        if keeping:
             answer = b"".join(parts)
             answers.put(
                 key,
-                KeptResponse(answer, content_type, scope.get("route"), scope.get("path_params") or {}),
-                size=len(answer), reads=reads, begun=begun,
+                KeptResponse(answer, scope.get("route"), scope.get("path_params") or {}),
+                size=len(answer), reads=scope["state"][READS_STATE], begun=begun,
             )
 
 
@@ -152,7 +155,7 @@ async def _send(send: Send, kept: KeptResponse) -> None:
         "type": "http.response.start",
         "status": 200,
         "headers": [
-            (b"content-type", kept.content_type),
+            (b"content-type", b"application/json"),
             (b"content-length", str(len(kept.body)).encode()),
         ],
     })

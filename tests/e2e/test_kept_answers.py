@@ -17,13 +17,7 @@ import pytest
 
 from tests.conftest import PG_BASE_URL
 from tests.support.jobs import PY, create_job, wait_for_status
-from tests.support.server import (
-    GraphQLClient,
-    Server,
-    create_database,
-    drop_database,
-    server_env,
-)
+from tests.support.server import GraphQLClient, Server, servers_on_one_database
 
 JOB = "query Job($id: ID!) { job(id: $id) { jobId reason status pods { name phase } } }"
 WITH_POSITION = "query Position($id: ID!) { job(id: $id) { reason queuePosition } }"
@@ -163,37 +157,30 @@ async def changed_soon(read, expected) -> None:
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_BASE_URL, reason="needs PostgreSQL (JOBGRAPH_TEST_DATABASE_URL)")
 async def test_a_change_on_one_server_drops_the_answers_kept_by_another(tmp_path):
-    url = await create_database(PG_BASE_URL)
-    servers = [
-        Server(data_dir=tmp_path / name, env=server_env(tmp_path / name, url))
-        for name in ("one", "two")
-    ]
     readers: list[Reader] = []
-    try:
-        token = servers[0].token("alice")
-        for server in servers:
-            server.start()
-        one, two = readers[:] = [Reader(server, token) for server in servers]
-        job_id = (await create_job(one.graphql, name="seen twice", command=[PY, "-c", "pass"]))["jobId"]
-        await wait_for_status(one.graphql, job_id, "SUCCEEDED")
-        assert await one.reason(job_id) is None
-        assert await one.graphql_reason(job_id) is None
-        await write_behind_the_servers_back(servers[0], job_id, "written behind")
-        assert await one.reason(job_id) is None  # kept on server one
-        shared = await two.graphql.execute(SHARE, {"id": job_id, "groups": ["vision"]})
-        assert shared["shareJob"]["userErrors"] == []
-        await changed_soon(lambda: one.reason(job_id), "written behind")
-        await changed_soon(lambda: one.graphql_reason(job_id), "written behind")
-        deleted = await two.http.delete(f"/api/jobs/{job_id}")
-        assert deleted.status_code == 200, deleted.text
+    async with servers_on_one_database(PG_BASE_URL, tmp_path, "one", "two") as servers:
+        try:
+            token = servers[0].token("alice")
+            for server in servers:
+                server.start()
+            one, two = readers[:] = [Reader(server, token) for server in servers]
+            job_id = (await create_job(one.graphql, name="seen twice", command=[PY, "-c", "pass"]))["jobId"]
+            await wait_for_status(one.graphql, job_id, "SUCCEEDED")
+            assert await one.reason(job_id) is None
+            assert await one.graphql_reason(job_id) is None
+            await write_behind_the_servers_back(servers[0], job_id, "written behind")
+            assert await one.reason(job_id) is None  # kept on server one
+            shared = await two.graphql.execute(SHARE, {"id": job_id, "groups": ["vision"]})
+            assert shared["shareJob"]["userErrors"] == []
+            await changed_soon(lambda: one.reason(job_id), "written behind")
+            await changed_soon(lambda: one.graphql_reason(job_id), "written behind")
+            deleted = await two.http.delete(f"/api/jobs/{job_id}")
+            assert deleted.status_code == 200, deleted.text
 
-        async def status() -> int:
-            return (await one.rest(job_id)).status_code
+            async def status() -> int:
+                return (await one.rest(job_id)).status_code
 
-        await changed_soon(status, 404)
-    finally:
-        for reader in readers:
-            await reader.close()
-        for server in servers:
-            server.stop()
-        await drop_database(PG_BASE_URL, url)
+            await changed_soon(status, 404)
+        finally:
+            for reader in readers:
+                await reader.close()

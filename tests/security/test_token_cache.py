@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import PG_BASE_URL
-from tests.support.server import Server, create_database, drop_database, server_env
+from tests.support.server import Server, servers_on_one_database
 
 VIEWER = "{ viewer { user } }"
 
@@ -78,12 +78,7 @@ async def test_tokens_are_cached_and_revocation_reaches_the_server(server_factor
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_BASE_URL, reason="needs PostgreSQL (JOBGRAPH_TEST_DATABASE_URL)")
 async def test_a_revocation_reaches_every_server_on_one_database(tmp_path):
-    url = await create_database(PG_BASE_URL)
-    servers = [
-        Server(data_dir=tmp_path / name, env=server_env(tmp_path / name, url))
-        for name in ("one", "two")
-    ]
-    try:
+    async with servers_on_one_database(PG_BASE_URL, tmp_path, "one", "two") as servers:
         token = servers[0].token("dave")
         for server in servers:
             server.start()
@@ -95,7 +90,3 @@ async def test_a_revocation_reaches_every_server_on_one_database(tmp_path):
             assert await status_of(server, token) == 200  # cached on both
         servers[0].cli("token", "revoke", ident)
         await asyncio.gather(*(refused_soon(server, token) for server in servers))
-    finally:
-        for server in servers:
-            server.stop()
-        await drop_database(PG_BASE_URL, url)

@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -145,6 +147,20 @@ class Server:
             code = self.process.wait()
         self.process = None
         return code
+
+
+@asynccontextmanager
+async def servers_on_one_database(base_url: str, root: Path, *names: str) -> AsyncIterator[list[Server]]:
+    """Servers (not started yet), each with its own data dir under `root`, on one fresh
+    PostgreSQL database: the replicas of one deployment. Stopped and dropped after."""
+    url = await create_database(base_url)
+    servers = [Server(data_dir=root / name, env=server_env(root / name, url)) for name in names]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+        await drop_database(base_url, url)
 
 
 def server_env(data_dir: Path, database_url: str | None, **extra: str) -> dict[str, str]:
