@@ -26,7 +26,7 @@ from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from app.graphql.context import GraphQLContext
-from app.graphql.documents import keeps_answers, lookup, trust
+from app.graphql.documents import keeps_answers, trust
 from app.graphql.schema import GUARD_RULES, schema
 
 OPERATIONS_FILE = Path(__file__).with_name("operations.graphql")
@@ -122,8 +122,7 @@ class Operations:
 
     def keeps_answers(self, name: str) -> bool:
         """Whether the operation's answers may be kept (app/graphql/kept_answers.py)."""
-        entry = lookup(self._operations[name].text)
-        return entry is not None and keeps_answers(schema._schema, entry)
+        return keeps_answers(schema._schema, self._operations[name].text)
 
     def __iter__(self):
         return iter(self._operations.values())

@@ -32,17 +32,12 @@ class Reads:
 
     job_ids: set[str] = field(default_factory=set)
     every_job: bool = False
-    # Something was read that no broker message announces: the answer is not kept.
-    unkept: bool = False
 
     def job(self, job_id: str) -> None:
         self.job_ids.add(job_id)
 
     def all_jobs(self) -> None:
         self.every_job = True
-
-    def not_kept(self) -> None:
-        self.unkept = True
 
 
 @dataclass(slots=True)
@@ -91,8 +86,7 @@ class AnswerCache:
         `begun`; whether kept."""
         size += _key_size(key)
         if (
-            reads.unkept
-            or not (reads.job_ids or reads.every_job)
+            not (reads.job_ids or reads.every_job)
             or size > self._max_bytes // 8
             or not self._broker.hearing
             or self._raced(reads, begun)

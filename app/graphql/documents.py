@@ -110,10 +110,14 @@ class DocumentCache(SchemaExtension):
         yield
 
 
-def keeps_answers(schema: Any, entry: Document) -> bool:
-    """Whether answers to this (valid) document may be kept, checked once."""
+def keeps_answers(schema: Any, text: str) -> bool:
+    """Whether answers to the document of `text` (seen and valid) may be kept; checked
+    once per document."""
+    entry = lookup(text)
+    if entry is None or entry.errors != []:
+        return False
     if entry.keepable is None:
-        entry.keepable = not entry.errors and keepable(schema, entry.document)
+        entry.keepable = keepable(schema, entry.document)
     return entry.keepable
 
 

@@ -24,7 +24,7 @@ from app.domain.errors import RuntimeUnavailable
 from app.domain.limits import clip
 from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
-from app.graphql.documents import keeps_answers, lookup
+from app.graphql.documents import keeps_answers
 from app.graphql.schema import schema
 from app.services import Services
 from app.web.answer_cache import mark_keepable
@@ -194,8 +194,7 @@ def _keepable(request_data: Any, result: Any) -> bool:
         or result.errors
     ):
         return False
-    entry = lookup(request_data.query)
-    return entry is not None and entry.errors == [] and keeps_answers(schema._schema, entry)
+    return keeps_answers(schema._schema, request_data.query)
 
 
 def _json_kind(value: Any) -> str:
