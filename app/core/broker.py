@@ -79,6 +79,9 @@ class Broker:
     def deliver(self, topic: str, message: Any) -> None:
         """Hand a message to this process's listeners and subscribers of `topic`."""
         self._tell_listeners(topic, message)
+        self._tell_subscribers(topic, message)
+
+    def _tell_subscribers(self, topic: str, message: Any) -> None:
         for queue in self._subscribers.get(topic, ()):
             if queue.full():
                 queue.get_nowait()

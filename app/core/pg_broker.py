@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -82,6 +83,9 @@ class PostgresBroker(Broker):
         # False from the moment the listening connection is known lost until what was
         # missed has been re-read: caches must not answer meanwhile.
         self._hearing = True
+        # Marks this process's own notifications: their listeners were told at the
+        # commit, so hearing them back reaches the subscribers only.
+        self._origin = secrets.token_hex(8)
 
     async def start(self) -> None:
         # The first connection is not retried: a database that is away at start-up
@@ -112,7 +116,7 @@ class PostgresBroker(Broker):
         """NOTIFY in the change's own transaction: PostgreSQL sends it on commit. This
         process's caches are told at the commit itself, so a client reads its own write
         here before the notification has made the round trip."""
-        await notify(session, CHANNEL, _payload(topics, message))
+        await notify(session, CHANNEL, _payload(topics, message, origin=self._origin))
         after_commit(session, partial(self._tell_all_listeners, topics, message))
 
     def _tell_all_listeners(self, topics: tuple[str, ...], message: Any) -> None:
@@ -220,6 +224,9 @@ class PostgresBroker(Broker):
             self._good_until = max(self._good_until, item.at)
 
     async def _resolve(self, note: dict[str, Any]) -> None:
+        own = note.get("origin") == self._origin
+        if own and not any(self._subscribers.get(topic) for topic in note["topics"]):
+            return  # its listeners were told at the commit, and nobody subscribes
         message: Job | JobEvent | TokenRevoked | PoolChanged | JobRemoved | None
         if "revoked" in note:
             message = TokenRevoked(note["revoked"])
@@ -235,7 +242,12 @@ class PostgresBroker(Broker):
                     message = await EventRepository(session).get(note["job"], note["event"])
                 else:
                     message = await JobRepository(session).get(note["job"])
-        if message is not None:
+        if message is None:
+            return
+        if own:  # listeners were told at the commit
+            for topic in note["topics"]:
+                self._tell_subscribers(topic, message)
+        else:
             self._deliver_all(tuple(note["topics"]), message)
 
     async def _resync_retrying(self, since: datetime) -> None:
@@ -272,8 +284,9 @@ class PostgresBroker(Broker):
         log.info("broker.resynced", since=since.isoformat(), jobs=len(current), changed=len(changed))
 
 
-def _payload(topics: tuple[str, ...], message: Any) -> str:
-    """One notification for all the topics of a change."""
+def _payload(topics: tuple[str, ...], message: Any, *, origin: str | None = None) -> str:
+    """One notification for all the topics of a change (`origin`: the process that made
+    it within a transaction and told its own listeners at the commit)."""
     if isinstance(message, Job):
         note = {"topics": topics, "job": message.job_id, "snapshot": message.to_dict()}
     elif isinstance(message, JobEvent):
@@ -286,6 +299,8 @@ def _payload(topics: tuple[str, ...], message: Any) -> str:
         note = {"topics": topics, "removed": message.job_id}
     else:
         raise TypeError(f"cannot publish {type(message).__name__} across replicas")
+    if origin is not None:
+        note["origin"] = origin
     payload = json.dumps(note)
     if len(payload.encode()) > MAX_PAYLOAD:
         note.pop("snapshot")
