@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from app.domain.errors import DomainError, PayloadTooLarge, RateLimited
-from app.domain.principal import Principal
 from app.graphql.context import GraphQLContext
-from app.services import Services
 from app.web.answer_cache import mark_keepable
 from app.web.auth import IdentifiedRoute, get_caller
 from app.web.graphql_route import build_context
@@ -49,35 +46,17 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Asker:
-    """Who asks, and what to answer with; the GraphQL context is built only when an
-    operation is run (an answer from the cache needs none)."""
-
-    request: Request
-    services: Services
-    principal: Principal
-
-    def context(self) -> GraphQLContext:
-        return build_context(self.request, self.services, self.principal)
-
-
-async def rest_asker(request: Request) -> Asker:
-    """One dependency (each costs the hot path): the services and the caller."""
+async def rest_context(request: Request) -> GraphQLContext:
+    """One dependency (each costs the request path): the caller and the context."""
     caller = await get_caller(request)
     try:
         principal = caller.require()
     except DomainError as refusal:
         retry = refusal.retry_after if isinstance(refusal, RateLimited) else None
         raise RestError(refusal.code, refusal.message, retry_after=retry) from None
-    return Asker(request, request.app.state.services, principal)
+    return build_context(request, request.app.state.services, principal)
 
 
-async def rest_context(asker: Annotated[Asker, Depends(rest_asker)]) -> GraphQLContext:
-    return asker.context()
-
-
-AskerDep = Annotated[Asker, Depends(rest_asker)]
 Context = Annotated[GraphQLContext, Depends(rest_context)]
 
 
@@ -118,28 +97,27 @@ def rest_router(operations: Operations) -> APIRouter:
         return data
 
     async def answer(
-        name: str, variables: dict[str, Any], asker: Asker, *,
+        name: str, variables: dict[str, Any], request: Request, context: GraphQLContext, *,
         envelope: Callable[[Any], dict[str, Any]], field: str, **options: Any,
     ) -> Response:
         """A read's envelope; marked for the AnswerCacheMiddleware to keep when its
         operation's answers may be kept (app/graphql/kept_answers.py)."""
-        context = asker.context()
         body = dump_json(envelope(await run(name, variables, context, field=field, **options)))
         if operations.keeps_answers(name):
-            mark_keepable(asker.request, context.reads)
+            mark_keepable(request, context.reads)
         return Response(body, media_type="application/json")
 
     @router.post("/jobs", summary="List jobs", response_model=models.Envelope[models.JobList],
         openapi_extra=_body_doc(models.ListJobsRequest),
     )
     async def list_jobs(
-        request: Request, asker: AskerDep,
+        request: Request, context: Context,
         resourcePoolId: str | None = None, queueID: str | None = None,
     ) -> Response:
         body = await json_body(request)
         variables = shapes.list_variables(body, resource_pool_id=resourcePoolId, queue=queueID)
         return await answer(
-            "RestListJobs", variables, asker, field="jobs", envelope=_job_list,
+            "RestListJobs", variables, request, context, field="jobs", envelope=_job_list,
             variable_names={"first": "pageSize", "offset": "pageNumber"},
         )
 
@@ -176,10 +154,12 @@ def rest_router(operations: Operations) -> APIRouter:
     @router.get("/jobs/{jobId}", summary="One job, with its config and pods",
                 response_model=models.Envelope[models.JobDetail])
     async def get_job(
-        jobId: str, asker: AskerDep,
+        jobId: str, request: Request, context: Context,
         needDetail: Annotated[bool, Query(description="Accepted; details always come.")] = True,
     ) -> Response:
-        return await answer("RestGetJob", {"jobId": jobId}, asker, field="job", envelope=_job_detail)
+        return await answer(
+            "RestGetJob", {"jobId": jobId}, request, context, field="job", envelope=_job_detail
+        )
 
     @router.post("/jobs/{jobId}/stop", summary="Stop a job",
                  response_model=models.Envelope[models.StoppedJob],
@@ -197,13 +177,13 @@ def rest_router(operations: Operations) -> APIRouter:
     @router.get("/jobs/{jobId}/events", summary="A job's events, oldest first",
                 response_model=models.Envelope[models.JobEvents])
     async def job_events(
-        jobId: str, asker: AskerDep,
+        jobId: str, request: Request, context: Context,
         startTime: Annotated[str | None, Query(description="ISO 8601")] = None,
         endTime: Annotated[str | None, Query(description="ISO 8601")] = None,
     ) -> Response:
         variables = {"jobId": jobId, "since": startTime or None, "until": endTime or None}
         return await answer(
-            "RestJobEvents", variables, asker, field="job", envelope=_job_events,
+            "RestJobEvents", variables, request, context, field="job", envelope=_job_events,
             variable_names={"since": "startTime", "until": "endTime"},
         )
 
