@@ -66,17 +66,39 @@ def _pod(row: PodRow | Row[Any]) -> Pod:
     )
 
 
+def _audience(visible_to: Audience | None) -> tuple[str, dict[str, Any]]:
+    """The shape of an audience ("anyone", "user", "groups") and its bound values."""
+    if visible_to is None:
+        return "anyone", {}
+    if not visible_to.groups:
+        return "user", {"user": visible_to.user}
+    return "groups", {"user": visible_to.user, "groups": list(visible_to.groups)}
+
+
+def _readable_conditions(shape: str, values: dict[str, Any] | None = None) -> list:
+    """The conditions under which a job row may be read by an audience of this shape:
+    its owner, or a member of a group it is shared with. Bound parameters `user` and
+    `groups`, with `values` or to be given at execution."""
+
+    def bound(name: str, **options: Any) -> Any:
+        return bindparam(name, values[name], **options) if values else bindparam(name, **options)
+
+    if shape == "anyone":
+        return []
+    if shape == "user":
+        return [col(JobRow.owner) == bound("user")]
+    shared = select(col(JobShareRow.job_id)).where(
+        col(JobShareRow.group_name).in_(bound("groups", expanding=True))
+    )
+    return [or_(col(JobRow.owner) == bound("user"), col(JobRow.id).in_(shared))]
+
+
 def readable_by(visible_to: Audience | None) -> list:
     """The conditions under which a job row may be read by `visible_to` (None: by anyone,
-    e.g. an admin): its owner, or a member of a group it is shared with. Every read of a
-    job's data on a caller's behalf puts them in its statement (as Polar's
-    get_readable_statement does), so a new caller cannot forget the check."""
-    if visible_to is None:
-        return []
-    if not visible_to.groups:
-        return [col(JobRow.owner) == visible_to.user]
-    shared = select(col(JobShareRow.job_id)).where(col(JobShareRow.group_name).in_(visible_to.groups))
-    return [or_(col(JobRow.owner) == visible_to.user, col(JobRow.id).in_(shared))]
+    e.g. an admin), with its values. Every read of a job's data on a caller's behalf puts
+    them in its statement (as Polar's get_readable_statement does), so a new caller
+    cannot forget the check."""
+    return _readable_conditions(*_audience(visible_to))
 
 
 # SQLModel sets __table__ on each table class; its annotations do not declare it.
@@ -121,22 +143,14 @@ def _pod_of_row(row) -> Pod:
     )
 
 
-def _readable_with_pods(audience: str) -> Any:
-    """A job and its pods, for one shape of audience ("anyone", "user", "groups"), with
-    bound parameters: built once, so SQLAlchemy's cache key of the statement (a walk of
-    the whole tree, ~0.1 ms, profiled on the uncached GET) is computed once too."""
-    conditions: list[Any] = []
-    if audience == "user":
-        conditions = [col(JobRow.owner) == bindparam("user")]
-    elif audience == "groups":
-        shared = select(col(JobShareRow.job_id)).where(
-            col(JobShareRow.group_name).in_(bindparam("groups", expanding=True))
-        )
-        conditions = [or_(col(JobRow.owner) == bindparam("user"), col(JobRow.id).in_(shared))]
+def _readable_with_pods(shape: str) -> Any:
+    """A job and its pods, for one shape of audience, with bound parameters: built once,
+    so SQLAlchemy's cache key of the statement (a walk of the whole tree, ~0.1 ms,
+    profiled on the uncached GET) is computed once too."""
     return (
         select(_JOBS, _SHARES, *_POD_COLUMNS)
         .select_from(_JOBS.outerjoin(_PODS, col(PodRow.job_id) == col(JobRow.id)))
-        .where(col(JobRow.id) == bindparam("job_id"), *conditions)
+        .where(col(JobRow.id) == bindparam("job_id"), *_readable_conditions(shape))
         .order_by(col(PodRow.replica_index), col(PodRow.name))
     )
 
@@ -210,17 +224,10 @@ class JobRepository:
             )
             row = (await self.session.execute(statement)).first()
             return (_job(row), []) if row else None
-        params: dict[str, Any] = {"job_id": job_id}
-        audience = "anyone"
-        if visible_to is not None:
-            params["user"] = visible_to.user
-            audience = "user"
-            if visible_to.groups:
-                params["groups"] = list(visible_to.groups)
-                audience = "groups"
+        shape, values = _audience(visible_to)
         # On the session's connection: Core rows, without the ORM's execution steps.
         connection = await self.session.connection()
-        rows = (await connection.execute(_READABLE_WITH_PODS[audience], params)).all()
+        rows = (await connection.execute(_READABLE_WITH_PODS[shape], {"job_id": job_id, **values})).all()
         if not rows:
             return None
         return _job(rows[0]), [_pod_of_row(r) for r in rows if r.pod_name is not None]
