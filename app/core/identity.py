@@ -4,12 +4,16 @@ tokens; then the per-principal rate limit. The same answer for every entry point
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from app.core.oidc import OidcVerifier, looks_like_jwt
+from app.core.oidc import looks_like_jwt
 from app.core.ratelimit import RateLimiter
 from app.core.tokens import TOKEN_PREFIX, TokenService
 from app.domain.errors import Unauthenticated
 from app.domain.principal import Principal
+
+if TYPE_CHECKING:
+    from app.core.oidc import OidcVerifier
 
 
 class IdentityService:

@@ -18,16 +18,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-
-from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, JoseError
-from joserfc.jwk import OctKey
+from typing import TYPE_CHECKING
 
 from app.core.jobs import JobService
 from app.domain.errors import Conflict, Unauthenticated
 from app.domain.jobs import PodPhase
 from app.domain.principal import Principal
+
+if TYPE_CHECKING:
+    from joserfc.jwk import OctKey
+
+# joserfc (with cryptography, ~9 MiB of a server's memory) is imported where a credential
+# is made or checked, not at start-up: most servers never open a terminal.
 
 DEFAULT_TTL_SECONDS = 60.0
 SECRET_FILE_NAME = "secret_key"
@@ -87,6 +91,8 @@ def load_secret(*, data_dir: Path, configured: str | None) -> bytes:
 def signing_key(secret: bytes) -> OctKey:
     """A key of its own for these credentials (HMAC-SHA256 as a KDF), whatever the length
     and other uses of the configured secret."""
+    from joserfc.jwk import OctKey
+
     return OctKey.import_key(
         hmac.new(secret, b"jobgraph terminal credentials", hashlib.sha256).digest()
     )
@@ -101,10 +107,14 @@ class TerminalTickets:
         ttl_seconds: float = DEFAULT_TTL_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._key = signing_key(secret)
+        self._secret = secret
         self._jobs = jobs
         self._ttl = ttl_seconds
         self._clock = clock
+
+    @cached_property
+    def _key(self) -> OctKey:
+        return signing_key(self._secret)
 
     async def open(self, *, actor: Principal, job_id: str, pod_name: str) -> IssuedTicket:
         """A credential for a pod of a job the actor may act on: NotFound otherwise, and
@@ -133,12 +143,17 @@ class TerminalTickets:
         }
         if is_admin:
             claims["adm"] = True
+        from joserfc import jwt
+
         credential = jwt.encode({"alg": ALGORITHM}, claims, self._key, algorithms=[ALGORITHM])
         return IssuedTicket(credential=credential, expires_at=datetime.fromtimestamp(expiry, UTC))
 
     def verify(self, credential: str) -> tuple[TerminalBinding, str]:
         """The binding and nonce (jti) of a genuine, unexpired credential. Whether it was
         used already is the caller's to check (the database remembers, for every replica)."""
+        from joserfc import jwt
+        from joserfc.errors import ExpiredTokenError, JoseError
+
         try:
             claims = jwt.decode(credential, self._key, algorithms=[ALGORITHM]).claims
         except (JoseError, ValueError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -12,7 +13,7 @@ from app.core.broker import Broker
 from app.core.identity import IdentityService
 from app.core.jobs import JobService
 from app.core.live import LiveService
-from app.core.oidc import OidcConfig, OidcVerifier
+from app.core.oidc import OidcConfig
 from app.core.pg_broker import PostgresBroker
 from app.core.pools import PoolCatalog, PoolsFileError
 from app.core.ratelimit import RateLimiter
@@ -29,8 +30,11 @@ from app.services import Services
 from app.settings import Settings
 from app.store.db import Database
 from app.store.jobs import JobRepository
-from app.store.migrate import upgrade_async
+from app.store.migrate import upgrade_if_behind
 from app.web.metrics import count_finished
+
+if TYPE_CHECKING:
+    from app.core.oidc import OidcVerifier
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +89,11 @@ def oidc_config(settings: Settings) -> OidcConfig | None:
 
 def oidc_verifier(settings: Settings) -> OidcVerifier | None:
     config = oidc_config(settings)
-    return OidcVerifier(config) if config else None
+    if config is None:
+        return None
+    from app.core.oidc.verifier import OidcVerifier  # joserfc only where OIDC is on
+
+    return OidcVerifier(config)
 
 
 def check_configuration(settings: Settings) -> None:
@@ -111,12 +119,11 @@ async def start_services(settings: Settings) -> Services:
 
 async def _start(settings: Settings, stack: AsyncExitStack) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    url = settings.database_url_resolved
-    if settings.auto_migrate:
-        await upgrade_async(url)
     pools = PoolCatalog.load(settings.pools_file)
-    db = Database(url)
+    db = Database(settings.database_url_resolved)
     stack.push_async_callback(db.dispose)
+    if settings.auto_migrate:
+        await upgrade_if_behind(db)
     # With PostgreSQL, changes reach the subscribers of every replica (LISTEN/NOTIFY).
     broker = PostgresBroker(db) if db.engine.dialect.name == "postgresql" else Broker()
     stack.push_async_callback(broker.close)
