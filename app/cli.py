@@ -132,12 +132,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 async def _with_tokens(settings: Settings, action):
     from app.core.tokens import TokenService
     from app.store.db import Database
-    from app.store.migrate import upgrade_async
+    from app.store.migrate import upgrade_if_behind
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    await upgrade_async(settings.database_url_resolved)
     db = Database(settings.database_url_resolved)
     try:
+        await upgrade_if_behind(db)
         return await action(TokenService(db))
     finally:
         await db.dispose()

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.domain.listing import Audience, JobFilter, PageRequest
 from app.store.db import Database
 from app.store.jobs import JobRepository
-from app.store.migrate import alembic_config
+from app.store.migrate import alembic_config, current_revision, head_revision, upgrade_if_behind
 from tests.conftest import PG_BASE_URL
 from tests.store.test_repositories import make_job
 from tests.support.server import create_database, drop_database
@@ -109,3 +109,37 @@ async def test_share_groups_move_from_the_json_column_into_the_table_and_back(ur
     [lists] = await execute(url, "SELECT id, shared_groups FROM jobs ORDER BY id")
     assert [(job_id, json.loads(groups) if isinstance(groups, str) else groups)
             for job_id, groups in lists] == [("j-mv1", ["vision", "nlp"]), ("j-mv2", []), ("j-mv3", ["ops"])]
+
+
+def test_the_head_read_from_the_file_names_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+async def test_a_new_database_is_migrated_and_one_at_the_head_is_left_alone(url, monkeypatch):
+    db = Database(url)
+    try:
+        assert await current_revision(db) is None
+        await upgrade_if_behind(db)
+        assert await current_revision(db) == head_revision()
+        assert (await execute(url, "SELECT count(*) FROM jobs")) == [[(0,)]]
+
+        async def must_not_run(_url: str) -> None:
+            raise AssertionError("a database at the head was migrated again")
+
+        monkeypatch.setattr("app.store.migrate.upgrade_async", must_not_run)
+        await upgrade_if_behind(db)
+    finally:
+        await db.dispose()
+
+
+async def test_a_database_one_revision_behind_is_brought_to_the_head(url):
+    await migrate(url, "0004")
+    db = Database(url)
+    try:
+        assert await current_revision(db) == "0004"
+        await upgrade_if_behind(db)
+        assert await current_revision(db) == head_revision()
+    finally:
+        await db.dispose()
