@@ -19,10 +19,15 @@ from app.store.jobs import readable_by
 from app.store.tables import JobEventRow, JobRow
 
 MAX_EVENTS_PER_READ = 5000
-# Rows per INSERT (SQLite allows 32,766 bound parameters per statement; six per row).
-INSERT_BATCH = 500
 # SQLModel sets __table__ on each table class; its annotations do not declare it.
 _EVENTS = JobEventRow.__table__  # type: ignore[attr-defined]
+# An event seen before (same job and key) is left alone; the new ones are answered.
+_INSERT_NEW = {
+    name: dialect.insert(_EVENTS)
+    .on_conflict_do_nothing(index_elements=["job_id", "key"])
+    .returning(_EVENTS.c.job_id, _EVENTS.c.key)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
 
 
 def _event(row: JobEventRow | Row[Any]) -> JobEvent:
@@ -42,30 +47,24 @@ class EventRepository:
         self.session = session
 
     async def add_new(self, events: Iterable[JobEvent]) -> list[JobEvent]:
-        """Store events not seen before (by job and key), in one statement per batch;
-        returns the new ones, in the order given."""
+        """Store events not seen before (by job and key); returns the new ones, in the
+        order given."""
         pending = {(e.job_id, e.key): e for e in events}  # a repeated key counts once
         if not pending:
             return []
-        dialect = self.session.get_bind().dialect.name
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        added: set[tuple[str, str]] = set()
-        items = list(pending.values())
-        for start in range(0, len(items), INSERT_BATCH):
-            batch = items[start:start + INSERT_BATCH]
-            statement = (
-                insert(JobEventRow)
-                .values([
-                    {
-                        "job_id": e.job_id, "key": e.key, "type": e.type.value,
-                        "reason": e.reason, "message": e.message, "timestamp": e.timestamp,
-                    }
-                    for e in batch
-                ])
-                .on_conflict_do_nothing(index_elements=["job_id", "key"])
-                .returning(col(JobEventRow.job_id), col(JobEventRow.key))
-            )
-            added.update((row.job_id, row.key) for row in await self.session.execute(statement))
+        connection = await self.session.connection()
+        # One statement of a fixed shape, its rows as parameters: compiled once and kept
+        # in SQLAlchemy's cache (a VALUES list built per call was compiled per call); the
+        # rows go out in pages as one multi-row INSERT each ("insertmanyvalues").
+        statement = _INSERT_NEW[connection.dialect.name]
+        rows = [
+            {
+                "job_id": e.job_id, "key": e.key, "type": e.type.value,
+                "reason": e.reason, "message": e.message, "timestamp": e.timestamp,
+            }
+            for e in pending.values()
+        ]
+        added = {(row.job_id, row.key) for row in await connection.execute(statement, rows)}
         return [event for key, event in pending.items() if key in added]
 
     async def get(self, job_id: str, key: str) -> JobEvent | None:

@@ -104,6 +104,14 @@ def readable_by(visible_to: Audience | None) -> list:
 # SQLModel sets __table__ on each table class; its annotations do not declare it.
 _JOBS = JobRow.__table__  # type: ignore[attr-defined]
 _PODS = PodRow.__table__  # type: ignore[attr-defined]
+_DELETE_PODS = _PODS.delete().where(_PODS.c.job_id == bindparam("job_id"))
+# The mutable fields of a job (its state); each value is a parameter of the same name.
+_SAVE_STATE = _JOBS.update().where(_JOBS.c.id == bindparam("job_id")).values({
+    name: bindparam(name) for name in (
+        "status", "reason", "exit_code", "started_at", "finished_at", "updated_at",
+        "pending_code", "pending_message", "pending_since",
+    )
+})
 # The groups a job is shared with, read in the job's own statement: "position:group"
 # lines (group names hold no control characters), put in order by `_groups`.
 _SHARES = (
@@ -240,19 +248,14 @@ class JobRepository:
         return _job(row) if row else None
 
     async def save_state(self, job: Job) -> None:
-        """Write the mutable fields (status, reason, times) of a job."""
-        row = await self.session.get(JobRow, job.job_id)
-        if row is None:
-            return
-        row.status = job.status.value
-        row.reason = job.reason
-        row.exit_code = job.exit_code
-        row.started_at = job.started_at
-        row.finished_at = job.finished_at
-        for name, value in _pending_columns(job).items():
-            setattr(row, name, value)
-        row.updated_at = utcnow()
-        await self.session.flush()
+        """Write the mutable fields (status, reason, times) of a job: one UPDATE of a
+        fixed shape, built once, on the Core connection (no row loaded first)."""
+        connection = await self.session.connection()
+        await connection.execute(_SAVE_STATE, {
+            "job_id": job.job_id, "status": job.status.value, "reason": job.reason,
+            "exit_code": job.exit_code, "started_at": job.started_at,
+            "finished_at": job.finished_at, "updated_at": utcnow(), **_pending_columns(job),
+        })
 
     async def mark_stopping(self, job_id: str) -> bool:
         """STOPPING, unless the job ended meanwhile (a compare-and-set, so a concurrent
@@ -357,23 +360,21 @@ class PodRepository:
         self.session = session
 
     async def replace(self, job_id: str, pods: Iterable[Pod]) -> None:
-        await self.session.execute(delete(PodRow).where(col(PodRow.job_id) == job_id))
-        for pod in pods:
-            self.session.add(
-                PodRow(
-                    job_id=job_id,
-                    name=pod.name,
-                    replica_index=pod.replica_index,
-                    phase=pod.phase.value,
-                    node_name=pod.node_name,
-                    exit_code=pod.exit_code,
-                    restart_count=pod.restart_count,
-                    reason=pod.reason,
-                    started_at=pod.started_at,
-                    finished_at=pod.finished_at,
-                )
-            )
-        await self.session.flush()
+        """The job's pods are now these: two statements of a fixed shape on the Core
+        connection (no ORM objects, compiled once)."""
+        connection = await self.session.connection()
+        await connection.execute(_DELETE_PODS, {"job_id": job_id})
+        rows = [
+            {
+                "job_id": job_id, "name": pod.name, "replica_index": pod.replica_index,
+                "phase": pod.phase.value, "node_name": pod.node_name, "exit_code": pod.exit_code,
+                "restart_count": pod.restart_count, "reason": pod.reason,
+                "started_at": pod.started_at, "finished_at": pod.finished_at,
+            }
+            for pod in pods
+        ]
+        if rows:
+            await connection.execute(_PODS.insert(), rows)
 
     async def for_jobs(
         self, job_ids: Sequence[str], *, visible_to: Audience | None
