@@ -8,7 +8,7 @@ supervised: if it crashes, it is logged and started again."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -31,6 +31,8 @@ from app.store.usage import UsageRepository
 
 log = structlog.get_logger(__name__)
 RETRY_MAX_SECONDS = 5.0
+# Updates applied in one transaction at most (those already waiting when one is taken).
+MAX_BATCH = 100
 
 
 def merge(job: Job, update: JobUpdate) -> Job:
@@ -72,6 +74,31 @@ def _pending_reason(job: Job, update: JobUpdate, status: JobStatus) -> PendingRe
     return reported
 
 
+async def ready_batches(
+    source: AsyncIterator[JobUpdate], *, limit: int
+) -> AsyncIterator[list[JobUpdate]]:
+    """The source's items in order, in lists: each as soon as one is there, with those
+    that are already waiting behind it (up to `limit`). Never waits to fill a list."""
+    pending: asyncio.Future[JobUpdate] | None = None
+    try:
+        while True:
+            batch = [await (pending if pending is not None else anext(source))]
+            pending = None
+            while len(batch) < limit:
+                pending = asyncio.ensure_future(anext(source))
+                await asyncio.sleep(0)  # one step: an item already waiting is taken in it
+                if not pending.done():
+                    break
+                batch.append(pending.result())
+                pending = None
+            yield batch
+    except StopAsyncIteration:
+        return
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
 class RuntimeSync:
     def __init__(
         self, *, db: Database, broker: Broker,
@@ -94,20 +121,28 @@ class RuntimeSync:
         self._tasks.clear()
 
     async def _consume(self, runtime: Runtime) -> None:
-        async for update in runtime.watch():
+        pool = runtime.pool.id
+        async for batch in ready_batches(runtime.watch(), limit=MAX_BATCH):
             try:
-                await self.apply_retrying(update, pool=runtime.pool.id)
+                await self.apply_retrying(batch, pool=pool)
             except Exception:
-                # One bad update must not stop the stream of all the others.
-                log.exception("sync.apply_failed", job_id=update.job_id, pool=runtime.pool.id)
+                if len(batch) == 1:
+                    log.exception("sync.apply_failed", job_id=batch[0].job_id, pool=pool)
+                    continue
+                # One bad update must not take the others with it: each on its own.
+                for update in batch:
+                    try:
+                        await self.apply_retrying([update], pool=pool)
+                    except Exception:
+                        log.exception("sync.apply_failed", job_id=update.job_id, pool=pool)
 
-    async def apply_retrying(self, update: JobUpdate, *, pool: str) -> None:
-        """Apply the update, waiting out a database that is away (however long)."""
+    async def apply_retrying(self, updates: Sequence[JobUpdate], *, pool: str) -> None:
+        """Apply the updates, waiting out a database that is away (however long)."""
 
         def waiting(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             log.warning(
-                "sync.apply_retry", job_id=update.job_id, pool=pool,
+                "sync.apply_retry", job_id=updates[0].job_id, updates=len(updates), pool=pool,
                 attempt=state.attempt_number, error=str(error)[:200],
             )
 
@@ -119,26 +154,32 @@ class RuntimeSync:
         )
         async for attempt in retrying:
             with attempt:
-                await self.apply(update)
+                await self.apply(*updates)
 
-    async def apply(self, update: JobUpdate) -> None:
+    async def apply(self, *updates: JobUpdate) -> None:
+        """The updates in order, in one transaction: when they queue up (a burst of
+        jobs, a database that was away), one commit carries many."""
         async with self.db.transaction() as session:
-            jobs = JobRepository(session)
-            job = await jobs.get(update.job_id, for_update=True)
-            if job is None:
-                return  # deleted meanwhile
-            updated = merge(job, update)
-            if updated is not job:
-                await jobs.save_state(updated)
-            if update.pods is not None:
-                await PodRepository(session).replace(job.job_id, update.pods)
-            if updated.status.is_final and not job.status.is_final:
-                await self._finished(session, updated)
-            new_events = await EventRepository(session).add_new(update.events)
-            if updated is not job or update.pods is not None:
-                await self.broker.publish_job(updated, within=session)
-            for event in new_events:
-                await self.broker.publish_event(event, within=session)
+            for update in updates:
+                await self._apply_one(session, update)
+
+    async def _apply_one(self, session: AsyncSession, update: JobUpdate) -> None:
+        jobs = JobRepository(session)
+        job = await jobs.get(update.job_id, for_update=True)
+        if job is None:
+            return  # deleted meanwhile
+        updated = merge(job, update)
+        if updated is not job:
+            await jobs.save_state(updated)
+        if update.pods is not None:
+            await PodRepository(session).replace(job.job_id, update.pods)
+        if updated.status.is_final and not job.status.is_final:
+            await self._finished(session, updated)
+        new_events = await EventRepository(session).add_new(update.events)
+        if updated is not job or update.pods is not None:
+            await self.broker.publish_job(updated, within=session)
+        for event in new_events:
+            await self.broker.publish_event(event, within=session)
 
     async def _finished(self, session: AsyncSession, job: Job) -> None:
         """The job has just ended, in this transaction. It is read under a row lock and
