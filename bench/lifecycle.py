@@ -101,12 +101,22 @@ async def creates(server: Server, token: str, clients: int, per_client: int) -> 
     await asyncio.gather(*(client(i) for i in range(clients)))
     elapsed = time.perf_counter() - began
     async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=120) as http:
-        listed = (await http.post("/api/jobs", json={"pageSize": 100, "pageNumber": 1})).json()["data"]
-        total = listed["totalCount"]
+        async def count(*statuses: str) -> int:
+            body = {"pageSize": 1, "pageNumber": 1, **({"status": list(statuses)} if statuses else {})}
+            return (await http.post("/api/jobs", json=body)).json()["data"]["totalCount"]
+
+        total = await count()
+        # What the database has not caught up with yet: jobs the runtime has taken (their
+        # create was answered) that are still PENDING there, waiting for the sync.
+        pending = await count("Pending")
+        while await count("Succeeded") < total:
+            await asyncio.sleep(0.2)
+        ended = time.perf_counter() - began
     print(f"{len(acknowledged)} creates by {clients} clients in {elapsed:.1f} s: "
           f"{len(acknowledged) / elapsed:.0f} creates/s; acknowledged ids unique: "
           f"{len(set(acknowledged)) == len(acknowledged)}; jobs stored: {total} "
-          f"(expected {clients * per_client})")
+          f"(expected {clients * per_client}); still PENDING in the database then: {pending}; "
+          f"all SUCCEEDED after {ended:.1f} s")
 
 
 async def memory(server: Server, token: str, jobs: int) -> None:
