@@ -27,16 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ratios import (  # noqa: E402  (the same servers and helpers as the ratios bench)
-    Server,
-    create_database,
-    drop_database,
-    prepare_jobs,
-    rss_mib,
-    server_env,
-    start_bare,
-    start_quiet,
-)
+from ratios import prepare_jobs, rss_mib, side_by_side  # noqa: E402  (the same servers as the ratios bench)
 
 
 def run_h2load(url: str, *, clients: int, duration: int, warm_up: int, token: str | None) -> dict:
@@ -90,18 +81,11 @@ def line(name: str, result: dict) -> str:
 async def main(args: argparse.Namespace) -> None:
     if not shutil.which("h2load"):
         sys.exit("h2load is needed: apt-get install -y nghttp2-client")
-    data_dir = Path(tempfile.mkdtemp(prefix="jobgraph-bench-"))
-    database_url = await create_database(args.database_url) if args.database_url else None
-    env = server_env(data_dir, database_url, JOBGRAPH_LOG_LEVEL="warning")
-    server = Server(data_dir=data_dir, env=env)
-    token = server.token("bench", admin=True)
-    start_quiet(server)
-    bare, bare_url = start_bare()
-    try:
+    async with side_by_side(args.database_url) as (server, token, bare, bare_url):
         ids = await prepare_jobs(server.url, token, 25)
         path = f"/api/jobs/{ids[len(ids) // 2]}"
         load = os.getloadavg()
-        print(f"database: {'postgresql' if database_url else 'sqlite'}; h2load --h1 -c{args.clients} "
+        print(f"database: {'postgresql' if args.database_url else 'sqlite'}; h2load --h1 -c{args.clients} "
               f"-D {args.duration} (warm-up {args.warm_up} s); load average {load[0]:.2f}")
         print(f"{'server':<10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
               f"{'client min':>11}{'max req/s':>10}{'non-200':>8}{'failed':>8}{'warm-up max':>14}")
@@ -111,13 +95,6 @@ async def main(args: argparse.Namespace) -> None:
             print(line("jobgraph", run_h2load(server.url + path, token=token, **options)), flush=True)
             now, peak = rss_mib(server.process.pid)
             print(f"jobgraph RSS with {args.clients} sockets open: {now:.0f} MiB (peak {peak:.0f} MiB)")
-    finally:
-        bare.terminate()
-        bare.wait()
-        server.stop()
-        if database_url:
-            await drop_database(args.database_url, database_url)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -206,27 +208,46 @@ def profile_summary(raw: Path, top: int = 25) -> str:
     return "\n".join(lines)
 
 
+@asynccontextmanager
+async def side_by_side(
+    base_database_url: str | None, **env: str
+) -> AsyncIterator[tuple[Server, str, subprocess.Popen, str]]:
+    """`jobgraph serve` (a fresh data dir; SQLite, or a fresh database beside
+    `base_database_url`) with an admin token, and the bare endpoint; both stopped and
+    their data removed at the end."""
+    data_dir = Path(tempfile.mkdtemp(prefix="jobgraph-bench-"))
+    database_url = await create_database(base_database_url) if base_database_url else None
+    server = Server(data_dir=data_dir, env=server_env(
+        data_dir, database_url, JOBGRAPH_LOG_LEVEL="warning", **env))
+    token = server.token("bench", admin=True)
+    start_quiet(server)
+    bare, bare_url = start_bare()
+    try:
+        yield server, token, bare, bare_url
+    finally:
+        bare.terminate()
+        bare.wait()
+        server.stop()
+        if base_database_url and database_url:
+            await drop_database(base_database_url, database_url)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 async def main(args: argparse.Namespace) -> None:
     global PINNING
     PINNING = args.pin
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install -y wrk")
-    data_dir = Path(tempfile.mkdtemp(prefix="jobgraph-bench-"))
-    database_url = await create_database(args.database_url) if args.database_url else None
-    env = server_env(data_dir, database_url, JOBGRAPH_LOG_LEVEL="warning")
+    extra = {}
     if args.code:  # another checkout's code (e.g. the commit before a change), same venv
-        env["PYTHONPATH"] = args.code
+        extra["PYTHONPATH"] = args.code
     if args.no_answer_cache:  # every read computed: the path of a job that just changed
-        env["JOBGRAPH_ANSWER_CACHE_BYTES"] = "0"
-    server = Server(data_dir=data_dir, env=env)
-    token = server.token("bench", admin=True)
-    start_quiet(server)
-    bare, bare_url = start_bare()
-    try:
+        extra["JOBGRAPH_ANSWER_CACHE_BYTES"] = "0"
+    async with side_by_side(args.database_url, **extra) as (server, token, bare, bare_url):
         pin(server.process.pid, SERVER_CPU)
         ids = await prepare_jobs(server.url, token, args.jobs)
         load = os.getloadavg()
-        print(f"database: {'postgresql' if database_url else 'sqlite'}; wrk -t1 -c{args.connections} "
+        print(f"database: {'postgresql' if args.database_url else 'sqlite'}; wrk -t1 -c{args.connections} "
               f"-d{args.duration}s; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         # CPU ms per request of each server (from /proc): what a request costs whatever
         # else the shared machine runs; "cpu ratio" = bare's cost / jobgraph's.
@@ -266,13 +287,6 @@ async def main(args: argparse.Namespace) -> None:
         print(f"jobgraph RSS after: {now:.0f} MiB (peak {peak:.0f} MiB)")
         load = os.getloadavg()
         print(f"load average after: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    finally:
-        bare.terminate()
-        bare.wait()
-        server.stop()
-        if database_url:
-            await drop_database(args.database_url, database_url)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
