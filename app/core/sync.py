@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -31,6 +31,7 @@ from app.store.usage import UsageRepository
 
 log = structlog.get_logger(__name__)
 RETRY_MAX_SECONDS = 5.0
+T = TypeVar("T")
 # Updates applied in one transaction at most (those already waiting when one is taken).
 MAX_BATCH = 100
 
@@ -74,12 +75,10 @@ def _pending_reason(job: Job, update: JobUpdate, status: JobStatus) -> PendingRe
     return reported
 
 
-async def ready_batches(
-    source: AsyncIterator[JobUpdate], *, limit: int
-) -> AsyncIterator[list[JobUpdate]]:
+async def ready_batches(source: AsyncIterator[T], *, limit: int) -> AsyncIterator[list[T]]:
     """The source's items in order, in lists: each as soon as one is there, with those
     that are already waiting behind it (up to `limit`). Never waits to fill a list."""
-    pending: asyncio.Future[JobUpdate] | None = None
+    pending: asyncio.Future[T] | None = None
     try:
         while True:
             batch = [await (pending if pending is not None else anext(source))]

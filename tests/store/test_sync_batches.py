@@ -27,7 +27,7 @@ async def test_what_is_waiting_comes_in_one_batch_in_order_and_nothing_waits_to_
     queue: asyncio.Queue[int] = asyncio.Queue()
     for item in range(5):
         queue.put_nowait(item)
-    batches = ready_batches(stream(queue), limit=3)  # type: ignore[arg-type]
+    batches = ready_batches(stream(queue), limit=3)
     assert await anext(batches) == [0, 1, 2]
     assert await anext(batches) == [3, 4]
     later = asyncio.ensure_future(anext(batches))
