@@ -90,6 +90,21 @@ async def test_mark_stopping_never_overwrites_a_final_status(db):
         assert (await repo.get("j-s2")).status is JobStatus.SUCCEEDED
 
 
+async def test_many_events_at_once_go_in_pages_and_only_the_new_ones_are_answered(db):
+    """More rows than one multi-row INSERT carries (SQLAlchemy's insertmanyvalues pages),
+    with a repeated key within the call and keys seen before."""
+    await add(db, make_job("j-many"))
+    events = [JobEvent(job_id="j-many", reason=f"R{n}", message="m" * n, key=f"k{n}",
+                       timestamp=T0 + timedelta(seconds=n)) for n in range(2500)]
+    async with db.transaction() as session:
+        assert await EventRepository(session).add_new(events[:1200] + events[:3]) == events[:1200]
+    async with db.transaction() as session:
+        assert await EventRepository(session).add_new(events) == events[1200:]
+    async with db.reader() as session:
+        stored = await EventRepository(session).list("j-many", visible_to=None)
+    assert [(e.key, e.timestamp) for e in stored] == [(e.key, e.timestamp) for e in events]
+
+
 async def test_pods_and_events_are_stored_once_and_go_with_the_job(db):
     await add(db, make_job("j-p1"), make_job("j-p2"))
     pods = [Pod(job_id="j-p1", name=f"j-p1-{i}", replica_index=i, phase=PodPhase.RUNNING) for i in range(2)]
