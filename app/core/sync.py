@@ -2,8 +2,10 @@
 them on the broker. Subscriptions listen there; reads come from the database.
 
 An update is retried (backoff with jitter) until the database takes it, in order: a job
-whose final status came while the database was away is not left RUNNING. The task is
-supervised: if it crashes, it is logged and started again."""
+whose final status came while the database was away is not left RUNNING. Updates that
+queue up (a burst of jobs, an outage) are applied in batches, one transaction each, so
+the database catches up instead of falling further behind. The task is supervised: if
+it crashes, it is logged and started again."""
 
 from __future__ import annotations
 
